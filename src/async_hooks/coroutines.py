@@ -1,0 +1,142 @@
+"""Coroutines that run every step inside one captured context.
+
+A coroutine object does not run when it is created, so a function that
+returns one has not done its work by the time ``run``/``bind``/... restore
+the caller's context. ``ContextCoroutine`` closes that gap (DESIGN 3.1/3.2):
+each ``send``/``throw``/``close`` of the wrapped coroutine runs in the
+context that was current when the function was called, and, for a resource
+scope, between that resource's ``before`` and ``after`` events.
+
+Changes the coroutine makes to its context stay in that context: a value it
+enters does not reach the code awaiting it, which is Node's behaviour and
+what :func:`async_hooks.isolated` offers on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Generator
+from contextvars import Context
+from types import CoroutineType, TracebackType
+from typing import Any, TypeVar
+
+from . import hooks
+
+__all__ = ["ContextCoroutine", "bind_if_coroutine", "is_coroutine"]
+
+R = TypeVar("R")
+
+
+class ContextCoroutine(Coroutine[Any, Any, R]):
+    """Drives ``coro`` so that each of its steps runs in ``context``.
+
+    When ``async_id`` is given, each step also emits ``before``/``after``
+    for it; ``resource`` is kept alive for as long as the coroutine is.
+    """
+
+    __slots__ = ("_async_id", "_context", "_coro", "_resource")
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, R],
+        context: Context,
+        async_id: int | None = None,
+        resource: object = None,
+    ) -> None:
+        self._coro = coro
+        self._context = context
+        self._async_id = async_id
+        self._resource = resource
+
+    def send(self, value: Any, /) -> Any:
+        if self._async_id is None:
+            return self._context.run(self._coro.send, value)
+        return self._context.run(self._scoped_step, self._coro.send, value)
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: BaseException | object = None,
+        tb: TracebackType | None = None,
+        /,
+    ) -> Any:
+        error = _as_exception(typ, val, tb)
+        if self._async_id is None:
+            return self._context.run(self._coro.throw, error)
+        return self._context.run(self._scoped_step, self._coro.throw, error)
+
+    def close(self) -> None:
+        # finally-blocks of the coroutine run here: give them their context.
+        self._context.run(self._coro.close)
+
+    def _scoped_step(self, method: Callable[[Any], Any], argument: Any) -> Any:
+        async_id = self._async_id
+        assert async_id is not None
+        if hooks.registry.before:
+            hooks.emit_before(async_id)
+        try:
+            return method(argument)
+        finally:
+            if hooks.registry.after:
+                hooks.emit_after(async_id)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self  # type: ignore[return-value]
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def __iter__(self) -> ContextCoroutine[R]:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # Introspection (__name__, __qualname__, cr_frame, cr_await, ...) is
+        # the wrapped coroutine's, so asyncio's Task repr, get_stack() and
+        # debuggers see the user's coroutine.
+        return getattr(self._coro, name)
+
+    def __repr__(self) -> str:
+        return f"<ContextCoroutine {self._coro!r}>"
+
+
+def _as_exception(
+    typ: type[BaseException] | BaseException, val: object, tb: TracebackType | None
+) -> BaseException:
+    # The three-argument throw() is deprecated on native coroutines since 3.12,
+    # but `yield from` still hands it to us: pass a single exception on.
+    if isinstance(typ, BaseException):
+        error = typ
+    elif isinstance(val, BaseException):
+        error = val
+    elif val is None:
+        error = typ()
+    else:
+        error = typ(val)
+    if tb is not None:
+        error = error.with_traceback(tb)
+    return error
+
+
+@functools.cache
+def _is_foreign_coroutine_type(cls: type) -> bool:
+    # Coroutines that are not `async def` ones (Cython's, for example).
+    return issubclass(cls, Coroutine)
+
+
+def is_coroutine(value: object) -> bool:
+    """True for any coroutine object: native, ours, or another ``Coroutine``."""
+    cls = type(value)
+    return cls is CoroutineType or (value is not None and _is_foreign_coroutine_type(cls))
+
+
+def bind_if_coroutine(
+    result: R,
+    context: Context,
+    async_id: int | None = None,
+    resource: object = None,
+) -> R:
+    """``result`` itself, or, if it is a coroutine, one that runs in ``context``."""
+    cls = type(result)
+    if cls is CoroutineType or (result is not None and _is_foreign_coroutine_type(cls)):
+        return ContextCoroutine(result, context, async_id, resource)  # type: ignore[return-value]
+    return result

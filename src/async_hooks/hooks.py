@@ -1,0 +1,306 @@
+"""Lifecycle hooks: ``create_hook``, ``AsyncHook`` and the dispatch of events.
+
+Emitters (AsyncResource here, runtime tracking elsewhere) read the tuple of
+callbacks for an event from :data:`registry` and call ``emit_*`` only when it
+is not empty, so an event nobody listens to costs one attribute read.
+
+Dispatch rules (DESIGN 3.8):
+
+* callbacks run in the order their hooks were enabled;
+* a callback that raises is reported through ``sys.unraisablehook``; the
+  other callbacks and the user's code go on, and the hook stays enabled;
+* ``enable()``/``disable()`` called while this thread is inside a dispatch
+  take effect when its outermost dispatch ends;
+* callbacks run in a copy of the current context, so a callback that enters
+  a store cannot change the context of the code that triggered the event;
+* ``destroy`` caused by garbage collection is queued, never delivered from
+  inside the collector, and flushed before the next event, on the next loop
+  iteration, or at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextvars import copy_context
+from typing import Any, Protocol, Self
+
+from .errors import InvalidAsyncCallbackError, InvalidArgTypeError, InvalidArgValueError
+from ._unraisable import report_unraisable
+
+__all__ = [
+    "EVENTS",
+    "AsyncHook",
+    "HookCallbacks",
+    "create_hook",
+    "registry",
+]
+
+EVENTS = ("init", "before", "after", "destroy", "promise_resolve")
+
+# Node's names, so that a callbacks object ported from Node gets a precise error.
+_NODE_NAMES = {"promiseResolve": "promise_resolve"}
+
+InitCallback = Callable[[int, str, int, object], object]
+IdCallback = Callable[[int], object]
+
+
+class HookCallbacks(Protocol):
+    """Any of these, as methods or mapping keys, may be given to ``create_hook``."""
+
+    def init(self, async_id: int, type: str, trigger_async_id: int, resource: object) -> object:
+        ...
+
+    def before(self, async_id: int) -> object: ...
+
+    def after(self, async_id: int) -> object: ...
+
+    def destroy(self, async_id: int) -> object: ...
+
+    def promise_resolve(self, async_id: int) -> object: ...
+
+
+class _Registry:
+    """The enabled callbacks of each event, in enable order.
+
+    Each field is an immutable tuple replaced as a whole on change, so a
+    dispatch iterating over one never sees it move.
+    """
+
+    __slots__ = ("after", "before", "destroy", "hooks", "init", "promise_resolve")
+
+    def __init__(self) -> None:
+        self.hooks: tuple[AsyncHook, ...] = ()
+        self.init: tuple[InitCallback, ...] = ()
+        self.before: tuple[IdCallback, ...] = ()
+        self.after: tuple[IdCallback, ...] = ()
+        self.destroy: tuple[IdCallback, ...] = ()
+        self.promise_resolve: tuple[IdCallback, ...] = ()
+
+    def rebuild(self, hooks: tuple[AsyncHook, ...]) -> None:
+        self.hooks = hooks
+        for event in EVENTS:
+            callbacks = tuple(
+                callback for hook in hooks if (callback := hook._callbacks[event]) is not None
+            )
+            setattr(self, event, callbacks)
+
+
+registry = _Registry()
+_registry_lock = threading.RLock()
+_activation_listeners: list[Callable[[bool], None]] = []
+
+
+class _DispatchState(threading.local):
+    def __init__(self) -> None:
+        self.depth = 0
+        self.deferred: list[tuple[AsyncHook, bool]] = []
+
+
+_dispatch_state = _DispatchState()
+
+
+class AsyncHook:
+    """A set of lifecycle callbacks that can be enabled and disabled.
+
+    Create one with :func:`create_hook`.
+    """
+
+    __slots__ = ("_callbacks",)
+
+    def __init__(self, callbacks: Mapping[str, Callable[..., object] | None]) -> None:
+        self._callbacks = {event: callbacks.get(event) for event in EVENTS}
+
+    @property
+    def enabled(self) -> bool:
+        return self in registry.hooks
+
+    def enable(self) -> Self:
+        """Start delivering events to this hook. Idempotent; returns the hook."""
+        _change(self, enable=True)
+        return self
+
+    def disable(self) -> Self:
+        """Stop delivering events to this hook. Idempotent; returns the hook."""
+        _change(self, enable=False)
+        return self
+
+    def __repr__(self) -> str:
+        given = ", ".join(event for event, cb in self._callbacks.items() if cb is not None)
+        state = "enabled" if self.enabled else "disabled"
+        return f"<AsyncHook {state} ({given or 'no callbacks'})>"
+
+
+def create_hook(
+    callbacks: HookCallbacks | Mapping[str, Any] | object | None = None,
+    /,
+    *,
+    init: InitCallback | None = None,
+    before: IdCallback | None = None,
+    after: IdCallback | None = None,
+    destroy: IdCallback | None = None,
+    promise_resolve: IdCallback | None = None,
+) -> AsyncHook:
+    """Create a (disabled) hook from keyword callbacks or from an object.
+
+    The object form accepts a mapping with the event names as keys, or any
+    object with them as methods (inherited ones included, as in Node).
+    """
+    keywords = {
+        "init": init,
+        "before": before,
+        "after": after,
+        "destroy": destroy,
+        "promise_resolve": promise_resolve,
+    }
+    if callbacks is None:
+        found: dict[str, Any] = keywords
+    elif any(value is not None for value in keywords.values()):
+        raise InvalidArgTypeError(
+            "create_hook() takes its callbacks either as one object or as keywords, not both"
+        )
+    elif isinstance(callbacks, Mapping):
+        found = _callbacks_from_mapping(callbacks)
+    else:
+        found = _callbacks_from_object(callbacks)
+    for event, callback in found.items():
+        if callback is not None and not callable(callback):
+            raise InvalidAsyncCallbackError(f"hook.{event} must be a function")
+    return AsyncHook(found)
+
+
+def _callbacks_from_mapping(callbacks: Mapping[str, Any]) -> dict[str, Any]:
+    for key in callbacks:
+        if key not in EVENTS:
+            hint = f"; did you mean {_NODE_NAMES[key]!r}?" if key in _NODE_NAMES else ""
+            raise InvalidArgValueError(
+                f"create_hook() got an unknown callback {key!r}{hint} "
+                f"(known: {', '.join(EVENTS)})"
+            )
+    return {event: callbacks.get(event) for event in EVENTS}
+
+
+def _callbacks_from_object(callbacks: object) -> dict[str, Any]:
+    for node_name, python_name in _NODE_NAMES.items():
+        if hasattr(callbacks, node_name) and not hasattr(callbacks, python_name):
+            raise InvalidArgValueError(
+                f"create_hook() got an object with {node_name!r}; "
+                f"the Python name is {python_name!r}"
+            )
+    return {event: getattr(callbacks, event, None) for event in EVENTS}
+
+
+def _change(hook: AsyncHook, *, enable: bool) -> None:
+    state = _dispatch_state
+    if state.depth:
+        state.deferred.append((hook, enable))
+        return
+    with _registry_lock:
+        was_active = bool(registry.hooks)
+        if enable and hook not in registry.hooks:
+            registry.rebuild((*registry.hooks, hook))
+        elif not enable and hook in registry.hooks:
+            registry.rebuild(tuple(h for h in registry.hooks if h is not hook))
+        now_active = bool(registry.hooks)
+    if was_active != now_active:
+        for listener in tuple(_activation_listeners):
+            listener(now_active)
+
+
+def add_activation_listener(listener: Callable[[bool], None]) -> None:
+    """Call ``listener(True)`` when the first hook is enabled, ``(False)`` after the last.
+
+    Runtime tracking uses this to patch only while someone listens.
+    """
+    _activation_listeners.append(listener)
+
+
+def remove_activation_listener(listener: Callable[[bool], None]) -> None:
+    _activation_listeners.remove(listener)
+
+
+def _dispatch(event: str, callbacks: tuple[Callable[..., object], ...], *args: object) -> None:
+    state = _dispatch_state
+    if pending_destroys and event != "destroy":
+        flushpending_destroys()
+    state.depth += 1
+    try:
+        # One copy for the whole event: a callback that enters a store changes
+        # neither the code that caused the event nor the next event.
+        context = copy_context()
+        for callback in callbacks:
+            try:
+                context.run(callback, *args)
+            except Exception as error:
+                report_unraisable(error, f"Exception ignored in async_hooks {event} hook", callback)
+    finally:
+        state.depth -= 1
+        if not state.depth and state.deferred:
+            deferred, state.deferred = state.deferred, []
+            for hook, enable in deferred:
+                _change(hook, enable=enable)
+
+
+def emit_init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
+    if registry.init:
+        _dispatch("init", registry.init, async_id, type, trigger_async_id, resource)
+
+
+def emit_before(async_id: int) -> None:
+    if registry.before:
+        _dispatch("before", registry.before, async_id)
+
+
+def emit_after(async_id: int) -> None:
+    if registry.after:
+        _dispatch("after", registry.after, async_id)
+
+
+def emit_destroy(async_id: int) -> None:
+    if registry.destroy:
+        _dispatch("destroy", registry.destroy, async_id)
+
+
+def emit_promise_resolve(async_id: int) -> None:
+    if registry.promise_resolve:
+        _dispatch("promise_resolve", registry.promise_resolve, async_id)
+
+
+# -- destroy events caused by garbage collection --------------------------------
+
+pending_destroys: deque[int] = deque()
+_flush_scheduled = threading.Event()
+
+
+def queue_destroy(async_id: int) -> None:
+    """Queue a destroy event; safe to call from a weakref or GC callback.
+
+    Only appends and schedules: no user callback runs here.
+    """
+    pending_destroys.append(async_id)
+    if _flush_scheduled.is_set():
+        return
+    loop = asyncio._get_running_loop()
+    if loop is not None and not loop.is_closed():
+        _flush_scheduled.set()
+        try:
+            loop.call_soon_threadsafe(flushpending_destroys)
+        except RuntimeError:
+            _flush_scheduled.clear()
+
+
+def flushpending_destroys() -> None:
+    """Deliver queued destroy events now (called outside any GC callback)."""
+    _flush_scheduled.clear()
+    while pending_destroys:
+        try:
+            async_id = pending_destroys.popleft()
+        except IndexError:
+            return
+        emit_destroy(async_id)
+
+
+atexit.register(flushpending_destroys)

@@ -1,0 +1,221 @@
+"""AsyncLocalStorage: a store that follows a unit of work through every await,
+task, callback and timer created inside it.
+
+Each instance owns one ContextVar. ``get_store`` *is* that variable's C
+``get`` method (bound on the instance), so reading a store costs exactly a
+``ContextVar.get``; ``run`` is a set and a reset. Propagation is the
+interpreter's own: asyncio copies the context into every task and callback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from contextvars import Context, ContextVar, copy_context
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from ._validation import describe, not_callable_error, require_callable
+from .errors import InvalidArgTypeError
+from .coroutines import ContextCoroutine, bind_if_coroutine, is_coroutine
+
+__all__ = ["AsyncLocalStorage", "isolated"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+class AsyncLocalStorage(Generic[T]):
+    """A store that stays coherent through asynchronous operations.
+
+    ``get_store()`` returns the store of the current execution, or ``default``
+    where no ``run``/``enter_with`` of this instance is in effect.
+    """
+
+    # Bound in __init__ to the ContextVar's own C method; see the module doc.
+    get_store: Callable[[], T | None]
+
+    __slots__ = ("_default", "_name", "_var", "get_store")
+
+    def __init__(self, *, name: str = "", default: T | None = None) -> None:
+        if not isinstance(name, str):
+            raise InvalidArgTypeError(
+                f'The "name" argument must be of type str. Received {describe(name)}'
+            )
+        self._name = name
+        self._default = default
+        self._var: ContextVar[T | None] = self._new_var()
+        self.get_store = self._var.get
+
+    def _new_var(self) -> ContextVar[T | None]:
+        return ContextVar(f"AsyncLocalStorage({self._name!r})", default=self._default)
+
+    @property
+    def name(self) -> str:
+        """The name given at construction; '' when none was."""
+        return self._name
+
+    @property
+    def default(self) -> T | None:
+        """What ``get_store()`` returns where this instance has no entry."""
+        return self._default
+
+    @overload
+    def run(
+        self,
+        store: T | None,
+        fn: Callable[P, Coroutine[Any, Any, R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def run(self, store: T | None, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def run(self, store: T | None, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(*args, **kwargs)`` with ``store`` as this instance's store.
+
+        The store is seen by everything ``fn`` creates (tasks, callbacks,
+        timers) and the previous one is back afterwards, also if ``fn``
+        raises. If ``fn`` returns a coroutine, the coroutine is returned
+        wrapped so that it keeps the store for its whole execution when
+        awaited.
+        """
+        var = self._var
+        token = var.set(store)
+        try:
+            result = fn(*args, **kwargs)
+            if is_coroutine(result):
+                result = ContextCoroutine(result, copy_context())
+        except TypeError:
+            # Checked only on failure: checking first would cost every call.
+            if not callable(fn):
+                raise not_callable_error(fn, "fn") from None
+            raise
+        finally:
+            var.reset(token)
+        return result
+
+    @overload
+    def exit(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def exit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def exit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` outside of any store: inside, ``get_store()`` is None."""
+        return self.run(None, fn, *args, **kwargs)
+
+    def enter_with(self, store: T | None) -> None:
+        """Make ``store`` the store for the rest of the current execution.
+
+        In asyncio that is the rest of the current task or callback, and
+        everything it schedules. Prefer ``run`` or ``with_scope``, which end.
+        """
+        self._var.set(store)
+
+    @contextmanager
+    def with_scope(self, store: T | None) -> Iterator[T | None]:
+        """A context manager that makes ``store`` current inside its block.
+
+        ``with als.with_scope(store): ...`` is Node's
+        ``using _ = als.withScope(store)``.
+        """
+        var = self._var
+        token = var.set(store)
+        try:
+            yield store
+        finally:
+            var.reset(token)
+
+    def disable(self) -> None:
+        """Exit every context of this instance, as Node's ``disable()``.
+
+        Afterwards ``get_store()`` returns the default everywhere until the
+        next ``run``/``enter_with``. The instance drops its variable and
+        starts a new one, so values entered before can never come back and
+        the instance holds no reference to any store.
+        """
+        self._var = self._new_var()
+        self.get_store = self._var.get
+
+    # -- static helpers -----------------------------------------------------
+
+    @staticmethod
+    def bind(fn: Callable[P, R]) -> Callable[P, R]:
+        """``fn`` bound to the current execution context (a new AsyncResource)."""
+        from .resource import AsyncResource
+
+        return AsyncResource.bind(fn)
+
+    @staticmethod
+    def snapshot() -> Snapshot:
+        """Capture the current context; the result runs functions inside it.
+
+        Every call of the returned runner uses a fresh copy of the captured
+        context, so calls do not see each other's changes and may nest.
+        """
+        return Snapshot(copy_context())
+
+    def __repr__(self) -> str:
+        return f"<AsyncLocalStorage name={self._name!r} store={self.get_store()!r}>"
+
+
+class Snapshot:
+    """The runner returned by ``AsyncLocalStorage.snapshot()``."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        context = self._context.copy()
+        try:
+            return bind_if_coroutine(context.run(fn, *args, **kwargs), context)
+        except TypeError:
+            if not callable(fn):
+                raise not_callable_error(fn, "fn") from None
+            raise
+
+
+@overload
+def isolated(target: Coroutine[Any, Any, R], /) -> Coroutine[Any, Any, R]: ...
+
+
+@overload
+def isolated(
+    target: Callable[P, Coroutine[Any, Any, R]], /
+) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+
+def isolated(target: Any, /) -> Any:
+    """Run a coroutine in a copy of its caller's context (Node's isolation).
+
+    Python shares one context between a coroutine and the coroutine that
+    awaits it, so ``enter_with`` inside an awaited coroutine is seen by its
+    caller afterwards. ``await isolated(coro)`` (or a coroutine function
+    decorated with ``@isolated``) keeps such changes inside the callee.
+    """
+    if is_coroutine(target):
+        return ContextCoroutine(target, copy_context())
+    require_callable(target, "target")
+
+    @functools.wraps(target)
+    def isolating(*args: Any, **kwargs: Any) -> Any:
+        context = copy_context()
+        return bind_if_coroutine(context.run(target, *args, **kwargs), context)
+
+    return isolating

@@ -1,0 +1,37 @@
+"""Shared fixtures: every asynchronous test runs on the stdlib loop and on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import uvloop
+
+T = TypeVar("T")
+
+LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
+
+RunAsync = Callable[[Callable[[], Coroutine[Any, Any, T]]], T]
+
+
+@pytest.fixture(params=sorted(LOOP_FACTORIES))
+def loop_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def run_async(loop_name: str) -> Iterator[RunAsync[Any]]:
+    """``run_async(main)`` runs ``main()`` to completion on a fresh loop of the current kind."""
+    factory = LOOP_FACTORIES[loop_name]
+
+    def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(main())
+
+    yield run
