@@ -38,11 +38,16 @@ def log_with_id(message: str) -> None:
     print(line, flush=True)
 
 
+def _current_id() -> int:
+    current = request_id.get_store()
+    return -1 if current is None else current
+
+
 async def other_async_work() -> int:
     # A child task and a timer: both inherit the request's store.
     loop = asyncio.get_running_loop()
-    timer_fired = loop.create_future()
-    loop.call_later(0.02, lambda: timer_fired.set_result(request_id.get_store()))
+    timer_fired: asyncio.Future[int] = loop.create_future()
+    loop.call_later(0.02, lambda: timer_fired.set_result(_current_id()))
     return await timer_fired
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -26,7 +26,7 @@ def loop_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def run_async(loop_name: str) -> Iterator[RunAsync[Any]]:
+def run_async(loop_name: str) -> RunAsync[Any]:
     """``run_async(main)`` runs ``main()`` to completion on a fresh loop of the current kind."""
     factory = LOOP_FACTORIES[loop_name]
 
@@ -34,4 +34,4 @@ def run_async(loop_name: str) -> Iterator[RunAsync[Any]]:
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(main())
 
-    yield run
+    return run

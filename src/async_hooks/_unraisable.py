@@ -32,6 +32,4 @@ _UnraisableHookArgs = _unraisable_args_type()
 
 def report_unraisable(error: BaseException, message: str, obj: object) -> None:
     """Hand ``error`` to ``sys.unraisablehook``, printed as ``message: repr(obj)``."""
-    sys.unraisablehook(
-        _UnraisableHookArgs((type(error), error, error.__traceback__, message, obj))
-    )
+    sys.unraisablehook(_UnraisableHookArgs((type(error), error, error.__traceback__, message, obj)))

@@ -37,7 +37,7 @@ def validate_async_type(value: Any) -> str:
             f'The "type" argument must be of type str. Received {describe(value)}'
         )
     if not value:
-        raise InvalidAsyncTypeError(f"Invalid name for async \"type\": {value!r}")
+        raise InvalidAsyncTypeError(f'Invalid name for async "type": {value!r}')
     return value
 
 

@@ -14,7 +14,6 @@ what :func:`async_hooks.isolated` offers on its own.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
 from types import CoroutineType, TracebackType
@@ -81,7 +80,7 @@ class ContextCoroutine(Coroutine[Any, Any, R]):
                 hooks.emit_after(async_id)
 
     def __await__(self) -> Generator[Any, None, R]:
-        return self  # type: ignore[return-value]
+        return self
 
     def __next__(self) -> Any:
         return self.send(None)
@@ -117,10 +116,16 @@ def _as_exception(
     return error
 
 
-@functools.cache
+_foreign_coroutine_types: dict[type, bool] = {}
+
+
 def _is_foreign_coroutine_type(cls: type) -> bool:
-    # Coroutines that are not `async def` ones (Cython's, for example).
-    return issubclass(cls, Coroutine)
+    # Coroutines that are not `async def` ones (Cython's, for example). Cached
+    # per type: an ABC subclass check is too slow for every call's result.
+    known = _foreign_coroutine_types.get(cls)
+    if known is None:
+        known = _foreign_coroutine_types[cls] = issubclass(cls, Coroutine)
+    return known
 
 
 def is_coroutine(value: object) -> bool:
@@ -136,7 +141,6 @@ def bind_if_coroutine(
     resource: object = None,
 ) -> R:
     """``result`` itself, or, if it is a coroutine, one that runs in ``context``."""
-    cls = type(result)
-    if cls is CoroutineType or (result is not None and _is_foreign_coroutine_type(cls)):
-        return ContextCoroutine(result, context, async_id, resource)  # type: ignore[return-value]
+    if is_coroutine(result):
+        return ContextCoroutine(result, context, async_id, resource)  # type: ignore[arg-type, return-value]
     return result

@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 from contextvars import copy_context
 from typing import Any, Protocol, Self
 
-from .errors import InvalidAsyncCallbackError, InvalidArgTypeError, InvalidArgValueError
 from ._unraisable import report_unraisable
+from .errors import InvalidArgTypeError, InvalidArgValueError, InvalidAsyncCallbackError
 
 __all__ = [
     "EVENTS",
@@ -51,8 +51,7 @@ IdCallback = Callable[[int], object]
 class HookCallbacks(Protocol):
     """Any of these, as methods or mapping keys, may be given to ``create_hook``."""
 
-    def init(self, async_id: int, type: str, trigger_async_id: int, resource: object) -> object:
-        ...
+    def init(self, async_id: int, type: str, trigger_async_id: int, resource: object) -> object: ...
 
     def before(self, async_id: int) -> object: ...
 
@@ -177,8 +176,7 @@ def _callbacks_from_mapping(callbacks: Mapping[str, Any]) -> dict[str, Any]:
         if key not in EVENTS:
             hint = f"; did you mean {_NODE_NAMES[key]!r}?" if key in _NODE_NAMES else ""
             raise InvalidArgValueError(
-                f"create_hook() got an unknown callback {key!r}{hint} "
-                f"(known: {', '.join(EVENTS)})"
+                f"create_hook() got an unknown callback {key!r}{hint} (known: {', '.join(EVENTS)})"
             )
     return {event: callbacks.get(event) for event in EVENTS}
 
@@ -225,7 +223,7 @@ def remove_activation_listener(listener: Callable[[bool], None]) -> None:
 def _dispatch(event: str, callbacks: tuple[Callable[..., object], ...], *args: object) -> None:
     state = _dispatch_state
     if pending_destroys and event != "destroy":
-        flushpending_destroys()
+        flush_pending_destroys()
     state.depth += 1
     try:
         # One copy for the whole event: a callback that enters a store changes
@@ -287,12 +285,12 @@ def queue_destroy(async_id: int) -> None:
     if loop is not None and not loop.is_closed():
         _flush_scheduled.set()
         try:
-            loop.call_soon_threadsafe(flushpending_destroys)
+            loop.call_soon_threadsafe(flush_pending_destroys)
         except RuntimeError:
             _flush_scheduled.clear()
 
 
-def flushpending_destroys() -> None:
+def flush_pending_destroys() -> None:
     """Deliver queued destroy events now (called outside any GC callback)."""
     _flush_scheduled.clear()
     while pending_destroys:
@@ -303,4 +301,4 @@ def flushpending_destroys() -> None:
         emit_destroy(async_id)
 
 
-atexit.register(flushpending_destroys)
+atexit.register(flush_pending_destroys)

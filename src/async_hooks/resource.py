@@ -152,9 +152,7 @@ class AsyncResource:
     ) -> Coroutine[Any, Any, R]: ...
 
     @overload
-    def run_in_async_scope(
-        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R: ...
+    def run_in_async_scope(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def run_in_async_scope(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` in this resource's scope, between ``before`` and ``after``.
@@ -167,7 +165,9 @@ class AsyncResource:
         try:
             if hooks.registry.before or hooks.registry.after:
                 return context.run(self._run_between_events, context, fn, args, kwargs)
-            return bind_if_coroutine(context.run(fn, *args, **kwargs), context, self._async_id, self)
+            return bind_if_coroutine(
+                context.run(fn, *args, **kwargs), context, self._async_id, self
+            )
         except TypeError:
             if not callable(fn):
                 raise not_callable_error(fn, "fn") from None
@@ -195,11 +195,8 @@ class AsyncResource:
         def bound(*args: P.args, **kwargs: P.kwargs) -> R:
             return run(fn, *args, **kwargs)
 
-        try:
-            functools.update_wrapper(bound, fn)
-        except (AttributeError, TypeError):  # a callable without the usual attributes
-            pass
-        return bound
+        # Missing attributes (a partial has no __name__) are skipped by update_wrapper.
+        return functools.update_wrapper(bound, fn)
 
     def emit_destroy(self) -> AsyncResource:
         """Emit ``destroy`` for this resource; returns it. A second call raises."""

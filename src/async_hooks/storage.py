@@ -16,8 +16,8 @@ from contextvars import Context, ContextVar, copy_context
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from ._validation import describe, not_callable_error, require_callable
-from .errors import InvalidArgTypeError
 from .coroutines import ContextCoroutine, bind_if_coroutine, is_coroutine
+from .errors import InvalidArgTypeError
 
 __all__ = ["AsyncLocalStorage", "isolated"]
 
@@ -72,7 +72,9 @@ class AsyncLocalStorage(Generic[T]):
     ) -> Coroutine[Any, Any, R]: ...
 
     @overload
-    def run(self, store: T | None, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def run(
+        self, store: T | None, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
 
     def run(self, store: T | None, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, **kwargs)`` with ``store`` as this instance's store.
