@@ -1,0 +1,41 @@
+"""The request id: one store shared by every integration.
+
+Servers (ASGI, WSGI, aiohttp middlewares) enter it for each request, logging
+integrations read it, and outgoing clients and task queues forward it. An id
+that arrives from outside is untrusted input: it is used only when
+``is_valid_request_id`` accepts it, otherwise a fresh one replaces it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from ..storage import AsyncLocalStorage
+
+__all__ = [
+    "DEFAULT_HEADER",
+    "MAX_REQUEST_ID_LENGTH",
+    "is_valid_request_id",
+    "new_request_id",
+    "request_id",
+]
+
+DEFAULT_HEADER = "X-Request-ID"
+MAX_REQUEST_ID_LENGTH = 128
+
+# Only characters that are safe in a header, a log line and a file name:
+# an id copied into logs must not be able to forge lines or inject markup.
+_VALID_REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID_LENGTH}}}")
+
+request_id: AsyncLocalStorage[str] = AsyncLocalStorage(name="request_id")
+
+
+def new_request_id() -> str:
+    """A fresh random request id (32 lowercase hex digits, uuid4)."""
+    return uuid.uuid4().hex
+
+
+def is_valid_request_id(value: str) -> bool:
+    """True when ``value`` is 1 to 128 characters of ``[A-Za-z0-9._-]``."""
+    return isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value) is not None
