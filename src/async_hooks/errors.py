@@ -19,6 +19,7 @@ __all__ = [
     "InvalidAsyncIdTypeError",
     "InvalidAsyncIdValueError",
     "InvalidAsyncTypeError",
+    "InvalidBaggageError",
     "ResourceDestroyedError",
 ]
 
@@ -69,3 +70,9 @@ class ResourceDestroyedError(AsyncHooksError, RuntimeError):
     """``emit_destroy()`` was called on a resource that was already destroyed."""
 
     code = "ERR_ASYNC_RESOURCE_DESTROYED"
+
+
+class InvalidBaggageError(AsyncHooksError, ValueError):
+    """A W3C ``baggage`` header that is malformed or over the W3C size limits."""
+
+    code = "ERR_INVALID_BAGGAGE"
