@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 from . import hooks
 
-__all__ = ["ContextCoroutine", "bind_if_coroutine", "is_coroutine"]
+__all__ = [
+    "ContextCoroutine",
+    "bind_if_coroutine",
+    "call_with",
+    "is_coroutine",
+    "is_foreign_coroutine_type",
+]
 
 R = TypeVar("R")
 
@@ -119,7 +125,7 @@ def _as_exception(
 _foreign_coroutine_types: dict[type, bool] = {}
 
 
-def _is_foreign_coroutine_type(cls: type) -> bool:
+def is_foreign_coroutine_type(cls: type) -> bool:
     # Coroutines that are not `async def` ones (Cython's, for example). Cached
     # per type: an ABC subclass check is too slow for every call's result.
     known = _foreign_coroutine_types.get(cls)
@@ -128,10 +134,20 @@ def _is_foreign_coroutine_type(cls: type) -> bool:
     return known
 
 
+def call_with(fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    """``fn(*args, **kwargs)``.
+
+    ``context.run(call_with, fn, args, kwargs)`` passes the caller's argument
+    tuple as it is, where ``context.run(fn, *args, **kwargs)`` would build a
+    new one with ``fn`` in front: measurably cheaper on hot paths.
+    """
+    return fn(*args, **kwargs)
+
+
 def is_coroutine(value: object) -> bool:
     """True for any coroutine object: native, ours, or another ``Coroutine``."""
     cls = type(value)
-    return cls is CoroutineType or (value is not None and _is_foreign_coroutine_type(cls))
+    return cls is CoroutineType or (value is not None and is_foreign_coroutine_type(cls))
 
 
 def bind_if_coroutine(

@@ -69,7 +69,7 @@ class _Registry:
     dispatch iterating over one never sees it move.
     """
 
-    __slots__ = ("after", "before", "destroy", "hooks", "init", "promise_resolve")
+    __slots__ = ("after", "before", "destroy", "hooks", "init", "promise_resolve", "scope_events")
 
     def __init__(self) -> None:
         self.hooks: tuple[AsyncHook, ...] = ()
@@ -78,6 +78,8 @@ class _Registry:
         self.after: tuple[IdCallback, ...] = ()
         self.destroy: tuple[IdCallback, ...] = ()
         self.promise_resolve: tuple[IdCallback, ...] = ()
+        # before or after: the one test a resource scope makes on every call.
+        self.scope_events = False
 
     def rebuild(self, hooks: tuple[AsyncHook, ...]) -> None:
         self.hooks = hooks
@@ -86,6 +88,7 @@ class _Registry:
                 callback for hook in hooks if (callback := hook._callbacks[event]) is not None
             )
             setattr(self, event, callbacks)
+        self.scope_events = bool(self.before or self.after)
 
 
 registry = _Registry()

@@ -13,7 +13,8 @@ import functools
 import weakref
 from collections.abc import Callable, Coroutine
 from contextvars import Context, copy_context
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from types import CoroutineType
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from . import hooks
 from ._validation import (
@@ -23,7 +24,12 @@ from ._validation import (
     validate_async_type,
     validate_trigger_async_id,
 )
-from .coroutines import bind_if_coroutine
+from .coroutines import (
+    ContextCoroutine,
+    bind_if_coroutine,
+    call_with,
+    is_foreign_coroutine_type,
+)
 from .errors import InvalidArgTypeError, ResourceDestroyedError
 from .execution import ExecutionFrame, current_frame, new_async_id
 
@@ -163,15 +169,14 @@ class AsyncResource:
         """
         context = self._context.copy()
         try:
-            if hooks.registry.before or hooks.registry.after:
+            if hooks.registry.scope_events:
                 return context.run(self._run_between_events, context, fn, args, kwargs)
-            return bind_if_coroutine(
-                context.run(fn, *args, **kwargs), context, self._async_id, self
-            )
+            result = context.run(call_with, fn, args, kwargs) if args or kwargs else context.run(fn)
         except TypeError:
             if not callable(fn):
                 raise not_callable_error(fn, "fn") from None
             raise
+        return bind_if_coroutine(result, context, self._async_id, self)
 
     def _run_between_events(
         self,
@@ -190,13 +195,31 @@ class AsyncResource:
 
     def _bind(self, fn: Callable[P, R], /) -> Callable[P, R]:
         require_callable(fn, "fn")
-        run = self.run_in_async_scope
+        # run_in_async_scope, unrolled into one closure: bound functions are
+        # called on hot paths (event listeners, pool callbacks).
+        target: Callable[..., Any] = fn
+        resource = self
+        copy_base_context = self._context.copy
+        async_id = self._async_id
+        registry = hooks.registry
 
-        def bound(*args: P.args, **kwargs: P.kwargs) -> R:
-            return run(fn, *args, **kwargs)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            context = copy_base_context()
+            if registry.scope_events:
+                return context.run(resource._run_between_events, context, target, args, kwargs)
+            result = (
+                context.run(call_with, target, args, kwargs)
+                if args or kwargs
+                else context.run(target)
+            )
+            if result is None or (
+                type(result) is not CoroutineType and not is_foreign_coroutine_type(type(result))
+            ):
+                return result
+            return ContextCoroutine(result, context, async_id, resource)
 
         # Missing attributes (a partial has no __name__) are skipped by update_wrapper.
-        return functools.update_wrapper(bound, fn)
+        return cast("Callable[P, R]", functools.update_wrapper(bound, fn))
 
     def emit_destroy(self) -> AsyncResource:
         """Emit ``destroy`` for this resource; returns it. A second call raises."""
