@@ -6,6 +6,7 @@ was created; ``create_hook`` watches the life of every asynchronous resource.
 See README.md for the map from Node's names to these.
 """
 
+from ._store_policy import Crossing
 from .errors import AsyncHooksError
 from .execution import execution_async_id, execution_async_resource, trigger_async_id
 from .hooks import AsyncHook, create_hook
@@ -17,6 +18,7 @@ __all__ = [
     "AsyncHooksError",
     "AsyncLocalStorage",
     "AsyncResource",
+    "Crossing",
     "create_hook",
     "execution_async_id",
     "execution_async_resource",

@@ -21,6 +21,8 @@ __all__ = [
     "InvalidAsyncTypeError",
     "InvalidBaggageError",
     "ResourceDestroyedError",
+    "StoreSerializationError",
+    "StoreSerializationWarning",
 ]
 
 
@@ -76,3 +78,24 @@ class InvalidBaggageError(AsyncHooksError, ValueError):
     """A W3C ``baggage`` header that is malformed or over the W3C size limits."""
 
     code = "ERR_INVALID_BAGGAGE"
+
+
+class StoreSerializationError(AsyncHooksError, ValueError):
+    """A store's value could not be turned into text to cross a process or machine.
+
+    The message names the store; the serializer's own error is the ``__cause__``.
+    """
+
+    code = "ERR_STORE_NOT_SERIALIZABLE"
+
+
+class StoreSerializationWarning(RuntimeWarning):
+    """A store was skipped at a process or machine boundary; the message names it.
+
+    Raised as a warning, not an error, where dropping the store is the
+    declared choice (``on_serialize_error="warn"``) or where the text came
+    from elsewhere and cannot be trusted (an unknown name, a value that does
+    not load).
+    """
+
+    code: ClassVar[str] = "ERR_STORE_NOT_SERIALIZABLE"

@@ -17,6 +17,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from ._validation import describe, not_callable_error, require_callable
 from .coroutines import ContextCoroutine, bind_if_coroutine, is_coroutine
+from ._store_policy import Crossing, OnSerializeError, Serializer, registry, validate_policy
 from .errors import InvalidArgTypeError
 
 __all__ = ["AsyncLocalStorage", "isolated"]
@@ -36,17 +37,40 @@ class AsyncLocalStorage(Generic[T]):
     # Bound in __init__ to the ContextVar's own C method; see the module doc.
     get_store: Callable[[], T | None]
 
-    __slots__ = ("_default", "_name", "_var", "get_store")
+    __slots__ = (
+        "__weakref__",
+        "_crosses",
+        "_default",
+        "_name",
+        "_on_serialize_error",
+        "_serializer",
+        "_var",
+        "get_store",
+    )
 
-    def __init__(self, *, name: str = "", default: T | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "",
+        default: T | None = None,
+        crosses: Crossing = Crossing.IN_PROCESS,
+        serializer: Serializer | None = None,
+        on_serialize_error: OnSerializeError = "raise",
+    ) -> None:
         if not isinstance(name, str):
             raise InvalidArgTypeError(
                 f'The "name" argument must be of type str. Received {describe(name)}'
             )
         self._name = name
         self._default = default
+        # The propagation policy (docs/propagation.md): which boundaries the
+        # store crosses, and how its value travels as text where it must.
+        self._crosses, self._serializer, self._on_serialize_error = validate_policy(
+            name, crosses, serializer, on_serialize_error
+        )
         self._var: ContextVar[T | None] = self._new_var()
         self.get_store = self._var.get
+        registry.register(self)
 
     def _new_var(self) -> ContextVar[T | None]:
         return ContextVar(f"AsyncLocalStorage({self._name!r})", default=self._default)
@@ -60,6 +84,21 @@ class AsyncLocalStorage(Generic[T]):
     def default(self) -> T | None:
         """What ``get_store()`` returns where this instance has no entry."""
         return self._default
+
+    @property
+    def crosses(self) -> Crossing:
+        """The boundaries this store's value crosses into other work."""
+        return self._crosses
+
+    @property
+    def serializer(self) -> Serializer | None:
+        """Turns the value into text to cross processes or machines; None if never."""
+        return self._serializer
+
+    @property
+    def on_serialize_error(self) -> OnSerializeError:
+        """'raise' or 'warn' (skip the store) when its value cannot be serialized."""
+        return self._on_serialize_error
 
     @overload
     def run(
