@@ -12,15 +12,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from contextvars import Context, ContextVar, copy_context
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from contextvars import ContextVar, copy_context
+from types import CoroutineType
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
-from ._validation import describe, not_callable_error, require_callable
-from .coroutines import ContextCoroutine, bind_if_coroutine, is_coroutine
 from ._store_policy import Crossing, OnSerializeError, Serializer, registry, validate_policy
+from ._validation import describe, not_callable_error, require_callable
+from .coroutines import (
+    ContextCoroutine,
+    bind_if_coroutine,
+    call_with,
+    is_coroutine,
+    is_foreign_coroutine_type,
+)
 from .errors import InvalidArgTypeError
 
-__all__ = ["AsyncLocalStorage", "isolated"]
+__all__ = ["AsyncLocalStorage", "SnapshotRunner", "isolated"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -36,17 +43,6 @@ class AsyncLocalStorage(Generic[T]):
 
     # Bound in __init__ to the ContextVar's own C method; see the module doc.
     get_store: Callable[[], T | None]
-
-    __slots__ = (
-        "__weakref__",
-        "_crosses",
-        "_default",
-        "_name",
-        "_on_serialize_error",
-        "_serializer",
-        "_var",
-        "get_store",
-    )
 
     def __init__(
         self,
@@ -128,7 +124,11 @@ class AsyncLocalStorage(Generic[T]):
         token = var.set(store)
         try:
             result = fn(*args, **kwargs)
-            if is_coroutine(result):
+            # is_coroutine(), inlined: this is the hot path of every run().
+            if type(result) is CoroutineType or (
+                result is not None and is_foreign_coroutine_type(type(result))
+            ):
+                # Copied before the reset: the coroutine also sees what fn entered.
                 result = ContextCoroutine(result, copy_context())
         except TypeError:
             # Checked only on failure: checking first would cost every call.
@@ -137,6 +137,9 @@ class AsyncLocalStorage(Generic[T]):
             raise
         finally:
             var.reset(token)
+            if self._var is not var:
+                # fn called disable(): what it entered afterwards ends with the run too.
+                self._var.set(self._default)
         return result
 
     @overload
@@ -172,6 +175,9 @@ class AsyncLocalStorage(Generic[T]):
             yield store
         finally:
             var.reset(token)
+            if self._var is not var:
+                # disable() ran inside the block: what was entered after it ends here too.
+                self._var.set(self._default)
 
     def disable(self) -> None:
         """Exit every context of this instance, as Node's ``disable()``.
@@ -194,25 +200,38 @@ class AsyncLocalStorage(Generic[T]):
         return AsyncResource.bind(fn)
 
     @staticmethod
-    def snapshot() -> Snapshot:
+    def snapshot() -> SnapshotRunner:
         """Capture the current context; the result runs functions inside it.
 
         Every call of the returned runner uses a fresh copy of the captured
         context, so calls do not see each other's changes and may nest.
         """
-        return Snapshot(copy_context())
+        copy_captured = copy_context().copy
+
+        def run_in_snapshot(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            context = copy_captured()
+            try:
+                result = (
+                    context.run(call_with, fn, args, kwargs) if args or kwargs else context.run(fn)
+                )
+            except TypeError:
+                if not callable(fn):
+                    raise not_callable_error(fn, "fn") from None
+                raise
+            if result is None or (
+                type(result) is not CoroutineType and not is_foreign_coroutine_type(type(result))
+            ):
+                return result
+            return ContextCoroutine(result, context)
+
+        return cast(SnapshotRunner, run_in_snapshot)
 
     def __repr__(self) -> str:
         return f"<AsyncLocalStorage name={self._name!r} store={self.get_store()!r}>"
 
 
-class Snapshot:
+class SnapshotRunner(Protocol):
     """The runner returned by ``AsyncLocalStorage.snapshot()``."""
-
-    __slots__ = ("_context",)
-
-    def __init__(self, context: Context) -> None:
-        self._context = context
 
     @overload
     def __call__(
@@ -221,15 +240,6 @@ class Snapshot:
 
     @overload
     def __call__(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-    def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        context = self._context.copy()
-        try:
-            return bind_if_coroutine(context.run(fn, *args, **kwargs), context)
-        except TypeError:
-            if not callable(fn):
-                raise not_callable_error(fn, "fn") from None
-            raise
 
 
 @overload
