@@ -10,16 +10,23 @@ interpreter's own: asyncio copies the context into every task and callback.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
-from contextvars import Context, ContextVar, copy_context
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar, copy_context
+from types import CoroutineType
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
+from ._store_policy import Crossing, OnSerializeError, Serializer, registry, validate_policy
 from ._validation import describe, not_callable_error, require_callable
-from .coroutines import ContextCoroutine, bind_if_coroutine, is_coroutine
+from .coroutines import (
+    ContextCoroutine,
+    bind_if_coroutine,
+    call_with,
+    is_coroutine,
+    is_foreign_coroutine_type,
+)
 from .errors import InvalidArgTypeError
 
-__all__ = ["AsyncLocalStorage", "isolated"]
+__all__ = ["AsyncLocalStorage", "SnapshotRunner", "StoreScope", "isolated"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -36,17 +43,29 @@ class AsyncLocalStorage(Generic[T]):
     # Bound in __init__ to the ContextVar's own C method; see the module doc.
     get_store: Callable[[], T | None]
 
-    __slots__ = ("_default", "_name", "_var", "get_store")
-
-    def __init__(self, *, name: str = "", default: T | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "",
+        default: T | None = None,
+        crosses: Crossing = Crossing.IN_PROCESS,
+        serializer: Serializer | None = None,
+        on_serialize_error: OnSerializeError = "raise",
+    ) -> None:
         if not isinstance(name, str):
             raise InvalidArgTypeError(
                 f'The "name" argument must be of type str. Received {describe(name)}'
             )
         self._name = name
         self._default = default
+        # The propagation policy (docs/propagation.md): which boundaries the
+        # store crosses, and how its value travels as text where it must.
+        self._crosses, self._serializer, self._on_serialize_error = validate_policy(
+            name, crosses, serializer, on_serialize_error
+        )
         self._var: ContextVar[T | None] = self._new_var()
         self.get_store = self._var.get
+        registry.register(self)
 
     def _new_var(self) -> ContextVar[T | None]:
         return ContextVar(f"AsyncLocalStorage({self._name!r})", default=self._default)
@@ -60,6 +79,21 @@ class AsyncLocalStorage(Generic[T]):
     def default(self) -> T | None:
         """What ``get_store()`` returns where this instance has no entry."""
         return self._default
+
+    @property
+    def crosses(self) -> Crossing:
+        """The boundaries this store's value crosses into other work."""
+        return self._crosses
+
+    @property
+    def serializer(self) -> Serializer | None:
+        """Turns the value into text to cross processes or machines; None if never."""
+        return self._serializer
+
+    @property
+    def on_serialize_error(self) -> OnSerializeError:
+        """'raise' or 'warn' (skip the store) when its value cannot be serialized."""
+        return self._on_serialize_error
 
     @overload
     def run(
@@ -89,7 +123,11 @@ class AsyncLocalStorage(Generic[T]):
         token = var.set(store)
         try:
             result = fn(*args, **kwargs)
-            if is_coroutine(result):
+            # is_coroutine(), inlined: this is the hot path of every run().
+            if type(result) is CoroutineType or (
+                result is not None and is_foreign_coroutine_type(type(result))
+            ):
+                # Copied before the reset: the coroutine also sees what fn entered.
                 result = ContextCoroutine(result, copy_context())
         except TypeError:
             # Checked only on failure: checking first would cost every call.
@@ -123,19 +161,13 @@ class AsyncLocalStorage(Generic[T]):
         """
         self._var.set(store)
 
-    @contextmanager
-    def with_scope(self, store: T | None) -> Iterator[T | None]:
+    def with_scope(self, store: T | None) -> StoreScope[T]:
         """A context manager that makes ``store`` current inside its block.
 
         ``with als.with_scope(store): ...`` is Node's
         ``using _ = als.withScope(store)``.
         """
-        var = self._var
-        token = var.set(store)
-        try:
-            yield store
-        finally:
-            var.reset(token)
+        return StoreScope(self._var, store)
             if self._var is not var:
                 # disable() ran inside the block: what was entered after it ends here too.
                 self._var.set(self._default)
@@ -161,25 +193,55 @@ class AsyncLocalStorage(Generic[T]):
         return AsyncResource.bind(fn)
 
     @staticmethod
-    def snapshot() -> Snapshot:
+    def snapshot() -> SnapshotRunner:
         """Capture the current context; the result runs functions inside it.
 
         Every call of the returned runner uses a fresh copy of the captured
         context, so calls do not see each other's changes and may nest.
         """
-        return Snapshot(copy_context())
+        copy_captured = copy_context().copy
+
+        def run_in_snapshot(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            context = copy_captured()
+            try:
+                result = (
+                    context.run(call_with, fn, args, kwargs) if args or kwargs else context.run(fn)
+                )
+            except TypeError:
+                if not callable(fn):
+                    raise not_callable_error(fn, "fn") from None
+                raise
+            if result is None or (
+                type(result) is not CoroutineType and not is_foreign_coroutine_type(type(result))
+            ):
+                return result
+            return ContextCoroutine(result, context)
+
+        return cast(SnapshotRunner, run_in_snapshot)
 
     def __repr__(self) -> str:
         return f"<AsyncLocalStorage name={self._name!r} store={self.get_store()!r}>"
 
 
-class Snapshot:
+class StoreScope(Generic[T]):
+    """Returned by ``with_scope``: enters the store on ``__enter__``, restores on ``__exit__``."""
+
+    __slots__ = ("_store", "_token", "_var")
+
+    def __init__(self, var: ContextVar[T | None], store: T | None) -> None:
+        self._var = var
+        self._store = store
+
+    def __enter__(self) -> T | None:
+        self._token = self._var.set(self._store)
+        return self._store
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._var.reset(self._token)
+
+
+class SnapshotRunner(Protocol):
     """The runner returned by ``AsyncLocalStorage.snapshot()``."""
-
-    __slots__ = ("_context",)
-
-    def __init__(self, context: Context) -> None:
-        self._context = context
 
     @overload
     def __call__(
@@ -188,15 +250,6 @@ class Snapshot:
 
     @overload
     def __call__(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-    def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        context = self._context.copy()
-        try:
-            return bind_if_coroutine(context.run(fn, *args, **kwargs), context)
-        except TypeError:
-            if not callable(fn):
-                raise not_callable_error(fn, "fn") from None
-            raise
 
 
 @overload
