@@ -10,7 +10,8 @@ interpreter's own: asyncio copies the context into every task and callback.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
 from types import CoroutineType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
@@ -26,7 +27,7 @@ from .coroutines import (
 )
 from .errors import InvalidArgTypeError
 
-__all__ = ["AsyncLocalStorage", "SnapshotRunner", "StoreScope", "isolated"]
+__all__ = ["AsyncLocalStorage", "SnapshotRunner", "isolated"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -161,13 +162,19 @@ class AsyncLocalStorage(Generic[T]):
         """
         self._var.set(store)
 
-    def with_scope(self, store: T | None) -> StoreScope[T]:
+    @contextmanager
+    def with_scope(self, store: T | None) -> Iterator[T | None]:
         """A context manager that makes ``store`` current inside its block.
 
         ``with als.with_scope(store): ...`` is Node's
         ``using _ = als.withScope(store)``.
         """
-        return StoreScope(self._var, store)
+        var = self._var
+        token = var.set(store)
+        try:
+            yield store
+        finally:
+            var.reset(token)
             if self._var is not var:
                 # disable() ran inside the block: what was entered after it ends here too.
                 self._var.set(self._default)
@@ -221,23 +228,6 @@ class AsyncLocalStorage(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<AsyncLocalStorage name={self._name!r} store={self.get_store()!r}>"
-
-
-class StoreScope(Generic[T]):
-    """Returned by ``with_scope``: enters the store on ``__enter__``, restores on ``__exit__``."""
-
-    __slots__ = ("_store", "_token", "_var")
-
-    def __init__(self, var: ContextVar[T | None], store: T | None) -> None:
-        self._var = var
-        self._store = store
-
-    def __enter__(self) -> T | None:
-        self._token = self._var.set(self._store)
-        return self._store
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._var.reset(self._token)
 
 
 class SnapshotRunner(Protocol):
