@@ -1,0 +1,1 @@
+"""Tracking of the runtime's own resources (asyncio, uvloop, trio, threads)."""

@@ -1,0 +1,34 @@
+"""Without trio, async_hooks.trio says which extra to install; the core never needs trio."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+WITHOUT_TRIO = "import sys; sys.modules['trio'] = None; "
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_missing_trio_names_the_extra() -> None:
+    result = run_python(WITHOUT_TRIO + "import async_hooks.trio")
+
+    assert result.returncode == 1
+    assert "ImportError: async_hooks.trio needs trio" in result.stderr
+    assert "pip install 'async-hooks[trio]'" in result.stderr
+
+
+def test_the_core_works_without_trio() -> None:
+    code = WITHOUT_TRIO + (
+        "import async_hooks; "
+        "hook = async_hooks.create_hook(init=lambda *a: None).enable(); "
+        "hook.disable(); print('ok')"
+    )
+    result = run_python(code)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
