@@ -10,8 +10,7 @@ interpreter's own: asyncio copies the context into every task and callback.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar, copy_context
 from types import CoroutineType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
@@ -27,7 +26,7 @@ from .coroutines import (
 )
 from .errors import InvalidArgTypeError
 
-__all__ = ["AsyncLocalStorage", "SnapshotRunner", "isolated"]
+__all__ = ["AsyncLocalStorage", "SnapshotRunner", "StoreScope", "isolated"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -137,9 +136,8 @@ class AsyncLocalStorage(Generic[T]):
             raise
         finally:
             var.reset(token)
-            if self._var is not var:
-                # fn called disable(): what it entered afterwards ends with the run too.
-                self._var.set(self._default)
+            if self._var is not var:  # fn called disable()
+                self._end_disabled_scope(var)
         return result
 
     @overload
@@ -162,22 +160,18 @@ class AsyncLocalStorage(Generic[T]):
         """
         self._var.set(store)
 
-    @contextmanager
-    def with_scope(self, store: T | None) -> Iterator[T | None]:
+    def with_scope(self, store: T | None) -> StoreScope[T]:
         """A context manager that makes ``store`` current inside its block.
 
         ``with als.with_scope(store): ...`` is Node's
         ``using _ = als.withScope(store)``.
         """
-        var = self._var
-        token = var.set(store)
-        try:
-            yield store
-        finally:
-            var.reset(token)
-            if self._var is not var:
-                # disable() ran inside the block: what was entered after it ends here too.
-                self._var.set(self._default)
+        return StoreScope(self, store)
+
+    def _end_disabled_scope(self, var: ContextVar[T | None]) -> None:
+        if self._var is not var:
+            # disable() ran inside the scope: what was entered after it ends here too.
+            self._var.set(self._default)
 
     def disable(self) -> None:
         """Exit every context of this instance, as Node's ``disable()``.
@@ -228,6 +222,25 @@ class AsyncLocalStorage(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<AsyncLocalStorage name={self._name!r} store={self.get_store()!r}>"
+
+
+class StoreScope(Generic[T]):
+    """Returned by ``with_scope``: enters the store on ``__enter__``, restores on ``__exit__``."""
+
+    __slots__ = ("_storage", "_store", "_token", "_var")
+
+    def __init__(self, storage: AsyncLocalStorage[T], store: T | None) -> None:
+        self._storage = storage
+        self._store = store
+
+    def __enter__(self) -> T | None:
+        self._var = var = self._storage._var
+        self._token = var.set(self._store)
+        return self._store
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._var.reset(self._token)
+        self._storage._end_disabled_scope(self._var)
 
 
 class SnapshotRunner(Protocol):
