@@ -1,0 +1,282 @@
+"""Generators and async generators bound to the context of their creation.
+
+Bare Python runs every step of a generator in whatever context its consumer
+has at that moment, so a value the generator enters (``enter_with``,
+``ContextVar.set``) leaks out to the consumer, and a value the consumer
+enters between two steps leaks in. An async generator abandoned mid-way is
+closed later by the event loop's finalizer hook, in the context of whatever
+code happened to drop the last reference.
+
+TC39's AsyncContext rule is that a generator resumes in the context of its
+creation. :func:`bind_generator` (or the :func:`bound_generator` decorator)
+gives Python that rule: the wrapper captures a copy of the creating context,
+and each ``next``/``send``/``throw``/``close`` (``__anext__``/``asend``/
+``athrow``/``aclose`` for async generators) runs inside it. The generator's
+own changes persist from one of its steps to the next, and never reach its
+consumer. An abandoned bound async generator is closed in that same context,
+both when it is garbage collected and when the loop shuts down.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from contextvars import Context, copy_context
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from .._validation import describe, require_callable
+from ..coroutines import ContextCoroutine, _as_exception
+from ..errors import InvalidArgTypeError
+
+__all__ = ["BoundAsyncGenerator", "BoundGenerator", "bind_generator", "bound_generator"]
+
+Y = TypeVar("Y")
+S = TypeVar("S")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+class BoundGenerator(Generator[Y, S, R]):
+    """A generator whose every step runs in one context captured at creation.
+
+    Works wherever a generator does, ``yield from`` included; attributes
+    such as ``gi_frame`` or ``__name__`` are the wrapped generator's.
+    """
+
+    __slots__ = ("_context", "_gen")
+
+    def __init__(self, gen: Generator[Y, S, R], context: Context) -> None:
+        self._gen = gen
+        self._context = context
+
+    def send(self, value: S, /) -> Y:
+        gen = self._gen
+        if _is_running(gen):
+            # Let the generator raise its own "already executing" error rather
+            # than Context.run's "already entered", which would mislead.
+            return gen.send(value)
+        return self._context.run(gen.send, value)
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: BaseException | object = None,
+        tb: TracebackType | None = None,
+        /,
+    ) -> Y:
+        gen = self._gen
+        error = _as_exception(typ, val, tb)
+        if _is_running(gen):
+            return gen.throw(error)
+        return self._context.run(gen.throw, error)
+
+    def close(self) -> None:
+        gen = self._gen
+        if _is_running(gen):
+            gen.close()
+            return
+        # The generator's finally blocks run here: they see its own context.
+        self._context.run(gen.close)
+
+    def __next__(self) -> Y:
+        return self.send(None)  # type: ignore[arg-type]
+
+    def __iter__(self) -> BoundGenerator[Y, S, R]:
+        return self
+
+    def __del__(self) -> None:
+        # Without this, an abandoned generator would be closed by the
+        # collector in whatever context happens to be current at that time.
+        if getattr(self._gen, "gi_frame", True) is not None:
+            self.close()
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would then take us for any type
+
+        def __getattr__(self, name: str) -> Any:
+            if name in BoundGenerator.__slots__:
+                raise AttributeError(name)
+            return getattr(self._gen, name)
+
+    def __repr__(self) -> str:
+        return f"<BoundGenerator {self._gen!r}>"
+
+
+class BoundAsyncGenerator(AsyncGenerator[Y, S]):
+    """An async generator whose every step runs in one context captured at creation.
+
+    Each ``__anext__``/``asend``/``athrow``/``aclose`` returns an awaitable
+    that runs the generator's code in that context. If the generator is
+    abandoned before it finishes, the event loop closes it in (a copy of)
+    that context too; see :meth:`_first_call` for how.
+    """
+
+    __slots__ = ("__weakref__", "_agen", "_context", "_hooks_done")
+
+    def __init__(self, agen: AsyncGenerator[Y, S], context: Context) -> None:
+        self._agen = agen
+        self._context = context
+        self._hooks_done = False
+
+    def __aiter__(self) -> BoundAsyncGenerator[Y, S]:
+        return self
+
+    def __anext__(self) -> Coroutine[Any, Any, Y]:
+        if not self._hooks_done:
+            return self._first_call(self._agen.__anext__)
+        return ContextCoroutine(self._agen.__anext__(), self._context)
+
+    def asend(self, value: S, /) -> Coroutine[Any, Any, Y]:
+        if not self._hooks_done:
+            return self._first_call(self._agen.asend, value)
+        return ContextCoroutine(self._agen.asend(value), self._context)
+
+    def athrow(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: BaseException | object = None,
+        tb: TracebackType | None = None,
+        /,
+    ) -> Coroutine[Any, Any, Y]:
+        error = _as_exception(typ, val, tb)
+        if not self._hooks_done:
+            return self._first_call(self._agen.athrow, error)
+        return ContextCoroutine(self._agen.athrow(error), self._context)
+
+    def aclose(self) -> Coroutine[Any, Any, None]:
+        if not self._hooks_done:
+            return self._first_call(self._agen.aclose)
+        return ContextCoroutine(self._agen.aclose(), self._context)
+
+    def _first_call(
+        self, method: Callable[..., Coroutine[Any, Any, R]], *args: Any
+    ) -> Coroutine[Any, Any, R]:
+        """Call ``method`` with the thread's async generator hooks adjusted.
+
+        A native async generator records the thread's finalizer hook, and
+        hands itself to the firstiter hook, on the first call of one of its
+        methods. For that one call the hooks are swapped, so that:
+
+        * the loop registers this wrapper (not the raw generator) for its
+          ``shutdown_asyncgens``, which then closes it through ``aclose``
+          above, in the generator's context;
+        * the raw generator keeps a finalizer that calls the loop's own
+          finalizer inside a copy of the generator's context, so the
+          ``aclose`` the loop schedules for an abandoned generator inherits
+          that context instead of the one that dropped it.
+
+        The loop's own hooks do the actual work, so this composes with
+        asyncio, uvloop and any loop that uses the standard hooks.
+        """
+        self._hooks_done = True
+        firstiter, finalizer = sys.get_asyncgen_hooks()
+        if firstiter is None and finalizer is None:
+            # No loop is watching async generators: nothing to redirect.
+            return ContextCoroutine(method(*args), self._context)
+        context = self._context
+        sys.set_asyncgen_hooks(
+            firstiter=_register_wrapper(firstiter, self),
+            finalizer=_finalizer_in_context(finalizer, context),
+        )
+        try:
+            awaitable = method(*args)
+        finally:
+            sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+        return ContextCoroutine(awaitable, context)
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would then take us for any type
+
+        def __getattr__(self, name: str) -> Any:
+            if name in BoundAsyncGenerator.__slots__:
+                raise AttributeError(name)
+            return getattr(self._agen, name)
+
+    def __repr__(self) -> str:
+        return f"<BoundAsyncGenerator {self._agen!r}>"
+
+
+def _is_running(gen: object) -> bool:
+    # gi_running is not part of the Generator ABC: generators made by other
+    # tools (Cython) may lack it, and are then never reported as running.
+    return getattr(gen, "gi_running", False) is True
+
+
+AsyncGenHook = Callable[[AsyncGenerator[Any, Any]], None]
+
+
+def _register_wrapper(
+    firstiter: AsyncGenHook | None, wrapper: BoundAsyncGenerator[Any, Any]
+) -> AsyncGenHook | None:
+    if firstiter is None:
+        return None
+
+    def register(_: AsyncGenerator[Any, Any]) -> None:
+        firstiter(wrapper)
+
+    return register
+
+
+def _finalizer_in_context(finalizer: AsyncGenHook | None, context: Context) -> AsyncGenHook | None:
+    if finalizer is None:
+        return None
+
+    def finalize(agen: AsyncGenerator[Any, Any]) -> None:
+        # A copy: the context may be entered right now, by a sibling task
+        # that was created with this very context object.
+        context.copy().run(finalizer, agen)
+
+    return finalize
+
+
+@overload
+def bind_generator(gen: Generator[Y, S, R], /) -> BoundGenerator[Y, S, R]: ...
+
+
+@overload
+def bind_generator(gen: AsyncGenerator[Y, S], /) -> BoundAsyncGenerator[Y, S]: ...
+
+
+def bind_generator(gen: Any, /) -> Any:
+    """Bind a generator or async generator to a copy of the current context.
+
+    Call it right where the generator is created (``bind_generator(gen())``):
+    an async generator must not have been iterated yet for its finalization
+    to be redirected. A generator that is already bound is returned as is.
+    """
+    if isinstance(gen, BoundGenerator | BoundAsyncGenerator):
+        return gen
+    if isinstance(gen, Generator):
+        return BoundGenerator(gen, copy_context())
+    if isinstance(gen, AsyncGenerator):
+        return BoundAsyncGenerator(gen, copy_context())
+    raise InvalidArgTypeError(
+        f'The "gen" argument must be a generator or an async generator. Received {describe(gen)}'
+    )
+
+
+@overload
+def bound_generator(
+    fn: Callable[P, Generator[Y, S, R]], /
+) -> Callable[P, BoundGenerator[Y, S, R]]: ...
+
+
+@overload
+def bound_generator(
+    fn: Callable[P, AsyncGenerator[Y, S]], /
+) -> Callable[P, BoundAsyncGenerator[Y, S]]: ...
+
+
+def bound_generator(fn: Callable[..., Any], /) -> Callable[..., Any]:
+    """Decorate a generator function so each generator it makes is bound.
+
+    The context is captured per call, when the generator is created, as
+    TC39's AsyncContext proposal specifies for generators.
+    """
+    require_callable(fn, "fn")
+
+    @functools.wraps(fn)
+    def create_bound(*args: Any, **kwargs: Any) -> Any:
+        return bind_generator(fn(*args, **kwargs))
+
+    return create_bound
