@@ -1,0 +1,146 @@
+"""Celery: declared stores travel with each task and live exactly as long as it.
+
+A Celery worker runs task after task in one thread, in one context, so a
+``ContextVar`` set by one task is still set when the next task starts (bare
+Celery leaks). ``ContextTask`` closes both gaps:
+
+* when a task is sent (``delay``, ``apply_async``, and through them canvas
+  primitives), the stores whose policy includes ``Crossing.REMOTE`` are
+  serialized into a message header, with the current request id beside them;
+* in the worker, each run of the task happens in a fresh copy of the
+  worker's context, with those stores entered: whatever the task sets, our
+  stores or anyone's ``ContextVar``, is gone when it returns or raises.
+
+Use it as the base of your tasks, on both sides (the usual Celery setup
+imports one tasks module in the client and the worker)::
+
+    app = Celery("shop", broker=..., task_cls=ContextTask)
+
+or ``@app.task(base=ContextTask)`` for some tasks only. Code that sends by
+name with ``app.send_task`` passes ``headers=context_headers()`` itself.
+
+Headers come from the broker, so they are untrusted: a header of the wrong
+shape, an unknown store name, a value that does not load or an invalid
+request id each give a ``StoreSerializationWarning`` and are skipped; the
+task runs regardless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping
+from contextvars import copy_context
+from typing import Any
+
+from celery import Task  # type: ignore[import-untyped]  # celery ships no types
+
+from ..errors import StoreSerializationWarning
+from ..propagation import Crossing, capture_context, export_stores, import_stores
+from .request_id import is_valid_request_id, request_id
+
+__all__ = ["REQUEST_ID_HEADER", "STORES_HEADER", "ContextTask", "context_headers"]
+
+# Celery copies custom message headers into ``task.request``, so these names
+# must be valid attribute names and must not clash with Celery's own.
+STORES_HEADER = "async_hooks_stores"
+REQUEST_ID_HEADER = "async_hooks_request_id"
+
+
+def context_headers() -> dict[str, Any]:
+    """The message headers that carry the current context to a worker.
+
+    ``{STORES_HEADER: {store name: serialized value}}`` for the stores that
+    cross ``Crossing.REMOTE`` and have a value here, and
+    ``{REQUEST_ID_HEADER: id}`` when a request id is current; empty when
+    there is nothing to carry. A store whose serializer fails raises
+    ``StoreSerializationError`` (or warns, per its ``on_serialize_error``).
+    """
+    headers: dict[str, Any] = {}
+    stores = export_stores(Crossing.REMOTE)
+    if stores:
+        headers[STORES_HEADER] = stores
+    current_id = request_id.get_store()
+    if current_id is not None:
+        headers[REQUEST_ID_HEADER] = current_id
+    return headers
+
+
+class ContextTask(Task):  # type: ignore[misc]  # Task is untyped (Any)
+    """A Celery task that carries declared stores to the worker and isolates each run."""
+
+    abstract = True
+
+    def apply_async(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        shadow: str | None = None,
+        **options: Any,
+    ) -> Any:
+        carried = context_headers()
+        if carried:
+            # Headers the caller passed explicitly win over ours.
+            options["headers"] = {**carried, **(options.get("headers") or {})}
+        return super().apply_async(
+            args, kwargs, task_id, producer, link, link_error, shadow, **options
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        # Run in place (task_always_eager, .apply()), the task sees what a
+        # worker would see: no store that stays in process.
+        context = capture_context(Crossing.REMOTE) if request.is_eager else copy_context()
+        return context.run(self._run_with_stores, request, args, kwargs)
+
+    def _run_with_stores(self, request: Any, args: Any, kwargs: Any) -> Any:
+        with _entered(request):
+            return super().__call__(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _entered(request: Any) -> Iterator[None]:
+    """Enter the stores and request id carried by ``request``'s headers."""
+    task = f"task {request.task}[{request.id}]"
+    carrier = _read_stores_header(request.get(STORES_HEADER), task)
+    carried_id = _read_request_id_header(request.get(REQUEST_ID_HEADER), task)
+    with import_stores(carrier, Crossing.REMOTE):
+        if carried_id is None:
+            yield
+        else:
+            with request_id.with_scope(carried_id):
+                yield
+
+
+def _read_stores_header(value: object, task: str) -> Mapping[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping) and all(
+        isinstance(name, str) and isinstance(text, str) for name, text in value.items()
+    ):
+        return value
+    warnings.warn(
+        f"{task}: Celery header {STORES_HEADER!r} is not a mapping of str to str; "
+        f"no store was entered (got {type(value).__name__})",
+        StoreSerializationWarning,
+        stacklevel=2,
+    )
+    return {}
+
+
+def _read_request_id_header(value: object, task: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and is_valid_request_id(value):
+        return value
+    shown = repr(value)[:60]
+    warnings.warn(
+        f"{task}: Celery header {REQUEST_ID_HEADER!r} is not a valid request id: {shown}; ignored",
+        StoreSerializationWarning,
+        stacklevel=2,
+    )
+    return None

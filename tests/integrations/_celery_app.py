@@ -1,0 +1,101 @@
+"""The Celery app of the tests: imported by the test process (to send) and the worker (to run).
+
+The broker is a Redis started by the tests; the worker gets its URL from
+``ASYNC_HOOKS_TEST_BROKER`` and the test process sets it with ``configure``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from celery import Celery, Task  # type: ignore[import-untyped]  # celery ships no types
+
+from async_hooks import AsyncLocalStorage
+from async_hooks.integrations.celery import ContextTask
+from async_hooks.integrations.request_id import request_id
+from async_hooks.propagation import JSON, Crossing
+
+app = Celery("async_hooks_celery_tests")
+
+
+def configure(broker_url: str) -> None:
+    app.conf.update(
+        broker_url=broker_url,
+        result_backend=broker_url,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+
+
+def celery_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``app.task``, typed: celery has no type information, so tasks are Any."""
+    decorator: Callable[[Callable[..., Any]], Any] = app.task(**options)
+    return decorator
+
+
+configure(os.environ.get("ASYNC_HOOKS_TEST_BROKER", "redis://127.0.0.1:1/0"))
+
+# Declared stores: they cross to the worker by name.
+tenant = AsyncLocalStorage[str](name="celery_tenant", crosses=Crossing.ALL, serializer=JSON)
+user = AsyncLocalStorage[dict[str, Any]](
+    name="celery_user", crosses=Crossing.REMOTE, serializer=JSON
+)
+# The default policy (in process only): never leaves this process.
+local_only = AsyncLocalStorage[str](name="celery_local_only")
+
+# What any library might keep in a bare ContextVar: one for bare tasks, one
+# for ContextTasks, so that a leak shown by the first cannot blur the second.
+bare_var: ContextVar[str | None] = ContextVar("bare_var", default=None)
+plain_var: ContextVar[str | None] = ContextVar("plain_var", default=None)
+
+
+def current_context() -> dict[str, Any]:
+    return {
+        "tenant": tenant.get_store(),
+        "user": user.get_store(),
+        "local_only": local_only.get_store(),
+        "request_id": request_id.get_store(),
+        "plain_var": plain_var.get(),
+    }
+
+
+# -- bare Celery: shows the leak ----------------------------------------------
+
+
+@celery_task(base=Task, name="bare.set_plain_var")
+def bare_set_plain_var(value: str) -> None:
+    bare_var.set(value)
+
+
+@celery_task(base=Task, name="bare.read_plain_var")
+def bare_read_plain_var() -> str | None:
+    return bare_var.get()
+
+
+# -- ContextTask: stores carried, each run isolated ------------------------------
+
+
+@celery_task(base=ContextTask, name="context.set_plain_var")
+def set_plain_var(value: str) -> None:
+    plain_var.set(value)
+
+
+@celery_task(base=ContextTask, name="context.read_context", bind=True)
+def read_context(self: Task) -> dict[str, Any]:
+    # self.request must still be Celery's own request: ContextTask wraps it.
+    return {**current_context(), "task_id": self.request.id}
+
+
+@celery_task(base=ContextTask, name="context.enter_and_fail")
+def enter_and_fail(value: str) -> None:
+    tenant.enter_with(value)
+    request_id.enter_with(value)
+    plain_var.set(value)
+    raise RuntimeError(f"task failed after entering {value!r}")

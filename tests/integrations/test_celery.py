@@ -1,0 +1,191 @@
+"""Celery: declared stores reach a real worker, for exactly one task's run.
+
+A real redis-server and a real ``celery worker`` (one process, one slot, so
+consecutive tasks share a process and a thread) run on 127.0.0.1 for the
+whole module.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Task  # type: ignore[import-untyped]  # celery ships no types
+
+from async_hooks import AsyncLocalStorage
+from async_hooks.errors import StoreSerializationError
+from async_hooks.integrations.celery import (
+    REQUEST_ID_HEADER,
+    STORES_HEADER,
+    ContextTask,
+    context_headers,
+)
+from async_hooks.integrations.request_id import request_id
+from async_hooks.propagation import JSON, Crossing
+
+from . import _celery_app as tasks
+from ._processes import start_celery_worker, start_redis, stop, wait_until
+
+RESULT_TIMEOUT = 10
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    process, url = start_redis()
+    try:
+        yield url
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module", params=["solo", "prefork"])
+def worker(
+    request: pytest.FixtureRequest, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """A running worker; yields the path of its log (its stdout and stderr)."""
+    tasks.configure(broker_url)
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    process = start_celery_worker(
+        "integrations._celery_app", broker_url, log_path, pool=request.param
+    )
+    try:
+        wait_until(
+            lambda: _worker_answers(process), timeout=30, what=f"celery worker ({request.param})"
+        )
+        yield log_path
+    finally:
+        stop(process)
+        tasks.app.close()
+
+
+def _worker_answers(process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        raise RuntimeError(f"celery worker exited with status {process.returncode}")
+    return bool(tasks.app.control.ping(timeout=0.2))
+
+
+def run(task: Any, *args: Any, **options: Any) -> Any:
+    return task.apply_async(args, **options).get(timeout=RESULT_TIMEOUT)
+
+
+def test_bare_celery_leaks_a_context_var_into_the_next_task(worker: Path) -> None:
+    # The problem ContextTask solves: one task's ContextVar.set is still
+    # there when the next task starts in the same worker.
+    run(tasks.bare_set_plain_var, "left behind")
+    assert run(tasks.bare_read_plain_var) == "left behind"
+    run(tasks.bare_set_plain_var, "left behind again")
+    assert run(tasks.bare_read_plain_var) == "left behind again"
+
+
+def test_context_task_runs_each_task_in_a_fresh_context(worker: Path) -> None:
+    run(tasks.set_plain_var, "set by the previous task")
+    assert run(tasks.read_context)["plain_var"] is None
+
+
+def test_declared_stores_and_request_id_cross_to_the_worker(worker: Path) -> None:
+    with (
+        tasks.tenant.with_scope("acme"),
+        tasks.user.with_scope({"id": 7, "roles": ["admin"]}),
+        tasks.local_only.with_scope("never leaves this process"),
+        request_id.with_scope("req-123"),
+    ):
+        result = tasks.read_context.delay()
+    seen = result.get(timeout=RESULT_TIMEOUT)
+    assert seen["tenant"] == "acme"
+    assert seen["user"] == {"id": 7, "roles": ["admin"]}
+    assert seen["request_id"] == "req-123"
+    assert seen["local_only"] is None
+    # The task still sees Celery's own request (its id), not a stripped one.
+    assert seen["task_id"] == result.id
+
+
+def test_stores_do_not_reach_the_next_task(worker: Path) -> None:
+    with tasks.tenant.with_scope("acme"), request_id.with_scope("req-1"):
+        assert run(tasks.read_context)["tenant"] == "acme"
+    seen = run(tasks.read_context)
+    assert seen["tenant"] is None
+    assert seen["request_id"] is None
+
+
+def test_a_failing_task_leaks_nothing(worker: Path) -> None:
+    with pytest.raises(RuntimeError, match="after entering 'poison'"):
+        run(tasks.enter_and_fail, "poison")
+    seen = run(tasks.read_context)
+    assert (seen["tenant"], seen["request_id"], seen["plain_var"]) == (None, None, None)
+
+
+def test_hostile_headers_are_skipped_with_a_warning(worker: Path) -> None:
+    bad_headers = [
+        {STORES_HEADER: "not a mapping"},
+        {STORES_HEADER: {"no_such_store": "1", "celery_tenant": "{not json"}},
+        {REQUEST_ID_HEADER: "bad id\nforged log line"},
+    ]
+    for headers in bad_headers:
+        seen = run(tasks.read_context, headers=headers)
+        assert (seen["tenant"], seen["request_id"]) == (None, None)
+    log = _read_log_when(worker, "forged log line")
+    assert "is not a mapping of str to str" in log
+    assert "'no_such_store'" in log
+    assert "'celery_tenant' does not load" in log
+    assert "is not a valid request id" in log
+    assert log.count("StoreSerializationWarning") >= 4
+
+
+def _read_log_when(log_path: Path, text: str) -> str:
+    # The worker writes its warning before running the task, but its stderr
+    # may reach the file a moment after the result reaches us.
+    wait_until(lambda: text in log_path.read_text(), timeout=5, what="worker log")
+    return log_path.read_text()
+
+
+def test_send_task_by_name_carries_context_headers(worker: Path) -> None:
+    with tasks.tenant.with_scope("by name"), request_id.with_scope("req-by-name"):
+        result = tasks.app.send_task("context.read_context", headers=context_headers())
+    seen = result.get(timeout=RESULT_TIMEOUT)
+    assert (seen["tenant"], seen["request_id"]) == ("by name", "req-by-name")
+
+
+def test_headers_passed_by_the_caller_win(worker: Path) -> None:
+    with request_id.with_scope("from-context"):
+        seen = run(tasks.read_context, headers={REQUEST_ID_HEADER: "from-caller"})
+    assert seen["request_id"] == "from-caller"
+
+
+# -- without a worker ------------------------------------------------------------
+
+
+def test_context_headers_hold_only_what_crosses_remote() -> None:
+    assert context_headers() == {}
+    with tasks.local_only.with_scope("private"):
+        assert context_headers() == {}
+    with tasks.tenant.with_scope("acme"), request_id.with_scope("req-9"):
+        assert context_headers() == {
+            STORES_HEADER: {"celery_tenant": '"acme"'},
+            REQUEST_ID_HEADER: "req-9",
+        }
+
+
+def test_an_unserializable_store_fails_the_send_and_names_the_store() -> None:
+    strict = AsyncLocalStorage[object](
+        name="celery_strict", crosses=Crossing.REMOTE, serializer=JSON
+    )
+    with strict.with_scope(object()), pytest.raises(StoreSerializationError, match="celery_strict"):
+        tasks.read_context.delay()
+
+
+def test_eager_run_sees_what_a_worker_would_see() -> None:
+    # .apply() runs in this process: no store that stays in process, and
+    # nothing the task sets comes back out.
+    with tasks.tenant.with_scope("acme"), tasks.local_only.with_scope("private"):
+        seen = tasks.read_context.apply().get()
+        assert (seen["tenant"], seen["local_only"]) == ("acme", None)
+        tasks.set_plain_var.apply(("inside",)).get()
+        assert tasks.plain_var.get() is None
+
+
+def test_context_task_is_a_celery_task() -> None:
+    assert issubclass(ContextTask, Task)
+    assert isinstance(tasks.read_context, ContextTask)
