@@ -10,6 +10,7 @@ from ._store_policy import Crossing
 from .errors import AsyncHooksError
 from .execution import execution_async_id, execution_async_resource, trigger_async_id
 from .hooks import AsyncHook, create_hook
+from .propagation.install import install, uninstall
 from .resource import AsyncResource
 from .storage import AsyncLocalStorage, isolated
 
@@ -22,6 +23,8 @@ __all__ = [
     "create_hook",
     "execution_async_id",
     "execution_async_resource",
+    "install",
     "isolated",
     "trigger_async_id",
+    "uninstall",
 ]

@@ -5,14 +5,30 @@ See docs/propagation.md for the table of boundaries, what bare
 """
 
 from .._store_policy import Crossing, Serializer
+from .executors import ContextExecutor, bind_callback, run_in_executor, to_thread
+from .install import install, installed, uninstall
 from .policy import JSON, JsonSerializer, capture_context, export_stores, import_stores
+from .processes import ProcessJob, carry_stores, start_process
+from .threads import ContextThread, start_thread
 
 __all__ = [
     "JSON",
+    "ContextExecutor",
+    "ContextThread",
     "Crossing",
     "JsonSerializer",
+    "ProcessJob",
     "Serializer",
+    "bind_callback",
     "capture_context",
+    "carry_stores",
     "export_stores",
     "import_stores",
+    "install",
+    "installed",
+    "run_in_executor",
+    "start_process",
+    "start_thread",
+    "to_thread",
+    "uninstall",
 ]

@@ -1,0 +1,186 @@
+"""``install()``: threads, pools and ``run_in_executor`` carry context without the helpers.
+
+For code that cannot be changed to use :mod:`async_hooks.propagation`'s
+helpers (a library that starts its own threads or submits to its own pool),
+``install()`` patches the few standard-library entry points every such path
+goes through:
+
+- ``threading.Thread.start``: the thread runs in the starter's context
+  (``Crossing.THREADS``);
+- ``ThreadPoolExecutor.submit``: each job runs in its submitter's context
+  (``Crossing.POOLS``); ``Executor.map`` and ``loop.run_in_executor`` (stdlib
+  loop and uvloop) submit through it;
+- ``ProcessPoolExecutor.submit``: each job carries its submitter's declared
+  stores (``Crossing.PROCESSES``);
+- ``concurrent.futures.Future.add_done_callback``: the callback runs in the
+  context of the code that added it (``Crossing.POOLS``);
+- ``asyncio.to_thread``: applies the stores' policy.
+
+It is opt-in, idempotent and reversible: ``uninstall()`` puts back the very
+objects that were there before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import concurrent.futures.process
+import concurrent.futures.thread
+import contextvars
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .._store_policy import Crossing
+from .executors import bind_callback, to_thread
+from .policy import capture_context
+from .processes import carry_stores
+from .threads import ContextThread, start_in
+
+__all__ = ["install", "installed", "uninstall"]
+
+_MISSING = object()
+
+
+@dataclass
+class _Patch:
+    owner: Any
+    name: str
+    original: Any
+    replacement: Any
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.patches: list[_Patch] = []
+        # Read by every wrapper: a wrapper that another library wrapped in
+        # turn cannot be removed by uninstall(), so it must go inert instead.
+        self.active = False
+
+
+_state = _State()
+
+
+def installed() -> bool:
+    """Whether ``install()`` is in effect."""
+    return _state.active
+
+
+def install() -> None:
+    """Make threads, pools and ``run_in_executor`` carry context automatically.
+
+    Idempotent: a second call does nothing. Undo it with ``uninstall()``.
+    """
+    with _state.lock:
+        if _state.active:
+            return
+        _state.patches = [
+            _patch(threading.Thread, "start", _wrap_thread_start),
+            _patch(concurrent.futures.ThreadPoolExecutor, "submit", _wrap_thread_pool_submit),
+            _patch(concurrent.futures.ProcessPoolExecutor, "submit", _wrap_process_pool_submit),
+            _patch(concurrent.futures.Future, "add_done_callback", _wrap_add_done_callback),
+            _patch(asyncio, "to_thread", lambda _original: to_thread),
+        ]
+        _state.active = True
+
+
+def uninstall() -> None:
+    """Undo ``install()``: every patched attribute is the original object again.
+
+    Idempotent. Where another library has since wrapped one of our
+    replacements, that attribute is left to it and our wrapper passes calls
+    straight through.
+    """
+    with _state.lock:
+        _state.active = False
+        for patch in reversed(_state.patches):
+            if _current(patch.owner, patch.name) is patch.replacement:
+                if patch.original is _MISSING:
+                    delattr(patch.owner, patch.name)
+                else:
+                    setattr(patch.owner, patch.name, patch.original)
+        _state.patches = []
+
+
+def _current(owner: Any, name: str) -> Any:
+    # The attribute as stored, not as looked up: identity must hold for the
+    # function itself, not a bound method or an inherited one.
+    namespace = vars(owner)
+    return namespace.get(name, _MISSING)
+
+
+def _patch(owner: Any, name: str, wrap: Callable[[Any], Any]) -> _Patch:
+    original = _current(owner, name)
+    callable_original = getattr(owner, name) if original is _MISSING else original
+    replacement = wrap(callable_original)
+    setattr(owner, name, replacement)
+    return _Patch(owner, name, original, replacement)
+
+
+# -- the wrappers -------------------------------------------------------------------
+
+# Threads that only serve pools: they run every job in the job's own context,
+# so they start empty rather than keep the stores of whoever made the pool grow.
+_POOL_WORKER_TARGETS = tuple(
+    target
+    for target in (getattr(concurrent.futures.thread, "_worker", None),)
+    if target is not None
+)
+_POOL_THREAD_TYPES = tuple(
+    cls
+    for cls in (getattr(concurrent.futures.process, "_ExecutorManagerThread", None),)
+    if isinstance(cls, type)
+)
+
+
+def _starts_empty(thread: threading.Thread) -> bool:
+    return getattr(thread, "_target", None) in _POOL_WORKER_TARGETS or isinstance(
+        thread, _POOL_THREAD_TYPES
+    )
+
+
+def _wrap_thread_start(original: Callable[[threading.Thread], None]) -> Any:
+    @functools.wraps(original)
+    def start(self: threading.Thread) -> None:
+        if not _state.active or isinstance(self, ContextThread):
+            return original(self)
+        if _starts_empty(self):
+            context = contextvars.Context()
+        else:
+            context = capture_context(Crossing.THREADS)
+        return start_in(self, context, original)
+
+    return start
+
+
+def _wrap_thread_pool_submit(original: Callable[..., Any]) -> Any:
+    @functools.wraps(original)
+    def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if not _state.active:
+            return original(self, fn, *args, **kwargs)
+        return original(self, capture_context(Crossing.POOLS).run, fn, *args, **kwargs)
+
+    return submit
+
+
+def _wrap_process_pool_submit(original: Callable[..., Any]) -> Any:
+    @functools.wraps(original)
+    def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if not _state.active:
+            return original(self, fn, *args, **kwargs)
+        return original(self, carry_stores(fn), *args, **kwargs)
+
+    return submit
+
+
+def _wrap_add_done_callback(original: Callable[..., Any]) -> Any:
+    @functools.wraps(original)
+    def add_done_callback(self: Any, fn: Callable[..., Any]) -> Any:
+        if not _state.active:
+            return original(self, fn)
+        return original(self, bind_callback(fn))
+
+    return add_done_callback
