@@ -31,6 +31,9 @@ from ._processes import start_celery_worker, start_redis, stop, wait_until
 
 RESULT_TIMEOUT = 10
 
+# Declared here only: the worker does not know it (it never gets a value).
+strict = AsyncLocalStorage[object](name="celery_strict", crosses=Crossing.REMOTE, serializer=JSON)
+
 
 @pytest.fixture(scope="module")
 def broker_url() -> Iterator[str]:
@@ -169,9 +172,6 @@ def test_context_headers_hold_only_what_crosses_remote() -> None:
 
 
 def test_an_unserializable_store_fails_the_send_and_names_the_store() -> None:
-    strict = AsyncLocalStorage[object](
-        name="celery_strict", crosses=Crossing.REMOTE, serializer=JSON
-    )
     with strict.with_scope(object()), pytest.raises(StoreSerializationError, match="celery_strict"):
         tasks.read_context.delay()
 

@@ -1,0 +1,71 @@
+"""The headers an outgoing HTTP request carries so that the next service has our context.
+
+Two headers, read back by the server middlewares of this package:
+
+* ``baggage`` (W3C): every store whose policy includes ``Crossing.REMOTE``
+  and that has a value here, serialized with its own serializer;
+* ``X-Request-ID`` (or the name you choose): the current request id.
+
+The client integrations (httpx, requests, aiohttp) call
+:func:`add_outgoing_headers` from their library's own extension point; any
+other client can call it too, on whatever mutable headers mapping it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+from ..errors import InvalidBaggageError
+from ..propagation import Crossing, export_stores
+from .baggage import BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, encode_baggage
+from .request_id import DEFAULT_HEADER, request_id
+
+__all__ = ["add_outgoing_headers", "outgoing_headers"]
+
+
+def outgoing_headers(*, request_id_header: str = DEFAULT_HEADER) -> dict[str, str]:
+    """The context headers for a request sent now; empty when there is nothing to carry.
+
+    Raises ``StoreSerializationError`` when a store's value cannot be
+    serialized (and its policy says "raise"), ``InvalidBaggageError`` when
+    the stores do not fit in a baggage header (a store name that is not an
+    HTTP token, more than 8192 bytes or 180 members).
+    """
+    headers: dict[str, str] = {}
+    stores = export_stores(Crossing.REMOTE)
+    if stores:
+        headers[BAGGAGE_HEADER] = encode_baggage(stores)
+    current_id = request_id.get_store()
+    if current_id is not None:
+        headers[request_id_header] = current_id
+    return headers
+
+
+def add_outgoing_headers(
+    headers: MutableMapping[str, str], *, request_id_header: str = DEFAULT_HEADER
+) -> None:
+    """Add the context headers to ``headers``, a case-insensitive headers mapping.
+
+    What the caller set explicitly is kept: a request id header already
+    there wins, and our baggage members are appended after an existing
+    ``baggage`` header (W3C keeps both; for a key in both, ours comes last,
+    which is the one the middlewares of this package use). Calling it again
+    on the same headers, as clients do for each redirect, adds nothing.
+    """
+    ours = outgoing_headers(request_id_header=request_id_header)
+    baggage = ours.pop(BAGGAGE_HEADER, None)
+    if baggage is not None:
+        existing = headers.get(BAGGAGE_HEADER)
+        if not existing:
+            headers[BAGGAGE_HEADER] = baggage
+        elif existing != baggage and not existing.endswith("," + baggage):
+            combined = f"{existing},{baggage}"
+            if len(combined) > MAX_BAGGAGE_BYTES:
+                raise InvalidBaggageError(
+                    f"Baggage would be {len(combined)} bytes with the header already on the "
+                    f"request; the W3C limit is {MAX_BAGGAGE_BYTES}"
+                )
+            headers[BAGGAGE_HEADER] = combined
+    for name, value in ours.items():
+        if name not in headers:
+            headers[name] = value
