@@ -53,3 +53,8 @@ def enter_all(local_value: Any, shared_value: Any, secret_value: Any) -> None:
 def clear_all() -> None:
     for store in STORES:
         store.disable()
+
+
+def report(queue: Any) -> None:
+    """Target of a ``multiprocessing.Process``: send what it sees to the parent."""
+    queue.put(seen())
