@@ -448,3 +448,24 @@ def test_dispatch_state_is_per_thread(enabled: list[AsyncHook]) -> None:
     enabled.append(create_hook(init=init).enable())
     AsyncResource("TestThreaded")
     assert results == [True]
+
+
+def test_init_runs_in_the_creating_execution(enabled: list[AsyncHook]) -> None:
+    # As in Node: inside init, the current execution is the one creating the resource.
+    inside_init: list[tuple[int, object]] = []
+
+    def init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
+        if type == "TestCreated":
+            inside_init.append((execution_async_id(), execution_async_resource()))
+
+    enabled.append(create_hook(init=init).enable())
+    creator = AsyncResource("Creator")
+    created = creator.run_in_async_scope(AsyncResource, "TestCreated")
+    assert inside_init == [(creator.async_id(), creator)]
+    assert created.trigger_async_id() == creator.async_id()
+
+
+def test_the_hook_repr_names_its_callbacks() -> None:
+    hook = create_hook(init=lambda *_: None, destroy=lambda _: None)
+    assert repr(hook) == "<AsyncHook disabled (init, destroy)>"
+    assert repr(create_hook()) == "<AsyncHook disabled (no callbacks)>"
