@@ -7,6 +7,7 @@ when the test failed.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+import uvloop
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.server import create_server  # type: ignore[import-untyped]
 
@@ -64,3 +66,43 @@ def _wait_until(condition: Any, message: str) -> None:
             return
         done.wait(0.01)
     raise AssertionError(message)
+
+
+@contextmanager
+def aiohttp_server(app: Any, *, loop: str) -> Iterator[str]:
+    """Serve the aiohttp ``app`` on its own thread and event loop ("asyncio" or "uvloop")."""
+    from aiohttp import web
+
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    started = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def serve() -> None:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            state["url"] = f"http://{host}:{port}"
+            state["stop"] = stop = asyncio.Event()
+            state["loop"] = asyncio.get_running_loop()
+            started.set()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    def run() -> None:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(STARTUP_TIMEOUT), "aiohttp did not start"
+        yield state["url"]
+    finally:
+        if "loop" in state:
+            state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(STARTUP_TIMEOUT)
+        assert not thread.is_alive(), "aiohttp did not stop"

@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .._store_policy import registry
 from .._validation import describe, require_callable
-from ..errors import InvalidArgTypeError, InvalidArgValueError
+from ..errors import InvalidArgTypeError, InvalidArgValueError, InvalidBaggageError
+from ..propagation import Crossing, import_stores
+from .baggage import decode_baggage
 from .request_id import DEFAULT_HEADER, is_valid_request_id, new_request_id, request_id
 
 __all__ = ["RequestContextOptions", "logger", "request_context"]
@@ -59,18 +62,23 @@ class RequestContextOptions:
         require_callable(self.generate_id, "generate_id")
 
 
-def choose_request_id(incoming: str | None, options: RequestContextOptions) -> str:
-    """The incoming id when it may be trusted and is valid, else a fresh one."""
-    if incoming is not None and options.trust_incoming:
-        if is_valid_request_id(incoming):
-            return incoming
-        logger.warning(
-            "Rejected an invalid %s header (%d characters, starting %r): "
-            "a fresh request id replaces it",
-            options.header_name,
-            len(incoming),
-            incoming[:_QUOTED_PREFIX],
-        )
+def choose_request_id(
+    incoming: str | None, options: RequestContextOptions, *, from_baggage: object = None
+) -> str:
+    """The incoming id when it may be trusted and is valid, else a fresh one.
+
+    The request-id header wins; an id that came only as baggage is the
+    fallback, with the same checks.
+    """
+    if options.trust_incoming:
+        if incoming is not None:
+            if is_valid_request_id(incoming):
+                return incoming
+            _reject(f"{options.header_name} header", incoming)
+        elif from_baggage is not None:
+            if isinstance(from_baggage, str) and is_valid_request_id(from_baggage):
+                return from_baggage
+            _reject(f"{request_id.name!r} baggage member", str(from_baggage))
     generated = options.generate_id()
     if not is_valid_request_id(generated):
         raise InvalidArgValueError(
@@ -80,11 +88,64 @@ def choose_request_id(incoming: str | None, options: RequestContextOptions) -> s
     return generated
 
 
+def _reject(what: str, value: str) -> None:
+    logger.warning(
+        "Rejected an invalid %s (%d characters, starting %r): a fresh request id replaces it",
+        what,
+        len(value),
+        value[:_QUOTED_PREFIX],
+    )
+
+
 @contextmanager
 def request_context(
     incoming_id: str | None, baggage: str | None, options: RequestContextOptions
 ) -> Iterator[str]:
     """Enter the request's stores for the block; yields the request id."""
-    chosen_id = choose_request_id(incoming_id, options)
-    with request_id.with_scope(chosen_id):
+    if baggage is None or not options.read_baggage:
+        chosen_id = choose_request_id(incoming_id, options)
+        with request_id.with_scope(chosen_id):
+            yield chosen_id
+        return
+    carrier, id_from_baggage = incoming_stores(baggage)
+    chosen_id = choose_request_id(incoming_id, options, from_baggage=id_from_baggage)
+    # The request id is entered last, inside: it is never taken unchecked
+    # from the baggage.
+    with import_stores(carrier, Crossing.REMOTE), request_id.with_scope(chosen_id):
         yield chosen_id
+
+
+def incoming_stores(baggage: str) -> tuple[dict[str, str], object]:
+    """The baggage members to enter, and the request id the baggage carried.
+
+    Only members named after a live store declared to cross REMOTE are kept,
+    and only when their text loads: anything else is dropped here, so that a
+    request never fails on its baggage. Members of other systems (tracing
+    vendors, other libraries) are normal in baggage and are ignored quietly;
+    malformed baggage and values that do not load are logged as warnings.
+    """
+    try:
+        members = decode_baggage(baggage)
+    except InvalidBaggageError as error:
+        logger.warning("Ignored an invalid baggage header: %s", error)
+        return {}, None
+    carrier: dict[str, str] = {}
+    id_from_baggage: object = None
+    for name, text in members.items():
+        store = registry.declared(name)
+        if store is None or Crossing.REMOTE not in store.crosses:
+            continue
+        serializer = store.serializer
+        assert serializer is not None  # guaranteed for stores that cross REMOTE
+        try:
+            value = serializer.loads(text)
+        except Exception as error:
+            logger.warning(
+                "Ignored the baggage member %r: its value does not load (%s)", name, error
+            )
+            continue
+        if store is request_id:
+            id_from_baggage = value
+        else:
+            carrier[name] = text
+    return carrier, id_from_baggage

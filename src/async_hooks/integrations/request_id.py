@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from ..propagation import JSON, Crossing
 from ..storage import AsyncLocalStorage
 
 __all__ = [
@@ -28,7 +29,11 @@ MAX_REQUEST_ID_LENGTH = 128
 # an id copied into logs must not be able to forge lines or inject markup.
 _VALID_REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID_LENGTH}}}")
 
-request_id: AsyncLocalStorage[str] = AsyncLocalStorage(name="request_id")
+# Crosses everything, as JSON text where it must: a request id is meant to
+# follow the work into threads, pools, processes and other services.
+request_id: AsyncLocalStorage[str] = AsyncLocalStorage(
+    name="request_id", crosses=Crossing.ALL, serializer=JSON
+)
 
 
 def new_request_id() -> str:
