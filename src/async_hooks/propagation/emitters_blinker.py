@@ -1,0 +1,99 @@
+"""Context for blinker receivers (optional extra ``async-hooks[blinker]``).
+
+By default a blinker signal calls its receivers in the context of the code
+that sends it, as Node's ``EventEmitter`` does: a receiver sees the sender's
+stores, and a store a receiver enters reaches the other receivers and the
+sender. :func:`connect_in_context` connects a receiver with one of two other
+choices:
+
+* ``context="connect"``: the receiver runs in the context of the code that
+  connected it (Node's ``AsyncResource.bind`` applied to a listener), in a
+  fresh copy at each call;
+* ``context="send"``: the receiver sees the sender's stores, in a fresh copy
+  at each call, so what it enters stays inside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine
+from contextvars import copy_context
+from typing import Any, Literal, TypeVar
+
+from .._validation import describe, require_callable
+from ..coroutines import bind_if_coroutine
+from ..errors import InvalidArgTypeError, InvalidArgValueError
+from ..resource import AsyncResource
+
+try:
+    from blinker import ANY, Signal
+except ImportError as error:  # pragma: no cover - exercised in a test with blinker hidden
+    raise ImportError(
+        "async_hooks.propagation.emitters_blinker needs blinker: pip install 'async-hooks[blinker]'"
+    ) from error
+
+__all__ = ["RECEIVER_RESOURCE_TYPE", "connect_in_context"]
+
+R = TypeVar("R")
+
+# The type of the AsyncResource behind a receiver bound with context="connect".
+RECEIVER_RESOURCE_TYPE = "BlinkerReceiver"
+
+ContextChoice = Literal["connect", "send"]
+_CHOICES = ("connect", "send")
+
+
+def connect_in_context(
+    signal: Signal,
+    receiver: Callable[..., Any],
+    *,
+    sender: Any = ANY,
+    context: ContextChoice = "connect",
+) -> Callable[..., Any]:
+    """Connect ``receiver`` to ``signal`` so that it runs in the chosen context.
+
+    Returns the callable actually connected; pass it to
+    ``signal.disconnect`` to disconnect. It is connected strongly (blinker's
+    ``weak=False``): a weak reference to a wrapper made here would die at
+    once. An ``async def`` receiver stays a coroutine function, so
+    ``signal.send_async`` awaits it as it would the original.
+    """
+    if not isinstance(signal, Signal):
+        raise InvalidArgTypeError(
+            f'The "signal" argument must be a blinker Signal. Received {describe(signal)}'
+        )
+    require_callable(receiver, "receiver")
+    if context not in _CHOICES:
+        raise InvalidArgValueError(
+            f'The "context" argument must be "connect" or "send". Received {context!r}'
+        )
+    if context == "connect":
+        runner = AsyncResource(RECEIVER_RESOURCE_TYPE).run_in_async_scope
+    else:
+        runner = _run_in_copy_of_current
+    bound = _wrap(receiver, runner)
+    signal.connect(bound, sender=sender, weak=False)
+    return bound
+
+
+def _run_in_copy_of_current(fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    context = copy_context()
+    return bind_if_coroutine(context.run(fn, *args, **kwargs), context)
+
+
+def _wrap(receiver: Callable[..., Any], runner: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(receiver):
+        # blinker tells async receivers apart with iscoroutinefunction: the
+        # wrapper must be an `async def` too. The runner returns a coroutine
+        # bound to the chosen context, which this one awaits.
+        async def bound_async_receiver(*args: Any, **kwargs: Any) -> Any:
+            awaitable: Coroutine[Any, Any, Any] = runner(receiver, *args, **kwargs)
+            return await awaitable
+
+        return functools.update_wrapper(bound_async_receiver, receiver)
+
+    def bound_receiver(*args: Any, **kwargs: Any) -> Any:
+        return runner(receiver, *args, **kwargs)
+
+    return functools.update_wrapper(bound_receiver, receiver)

@@ -1,0 +1,353 @@
+"""Event emitters: pyee's default (the emitting code's context), EventEmitterAsyncResource
+(the emitter's creation context), and blinker receivers by choice of context."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+from blinker import Signal
+from pyee import EventEmitter
+
+from async_hooks import AsyncLocalStorage, create_hook, execution_async_id
+from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError, ResourceDestroyedError
+from async_hooks.propagation.emitters_blinker import RECEIVER_RESOURCE_TYPE, connect_in_context
+from async_hooks.propagation.emitters_pyee import (
+    AsyncIOEventEmitterAsyncResource,
+    EventEmitterAsyncResource,
+)
+
+# The signature of the `run_async` fixture of conftest.py.
+RunAsync = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]
+
+request: AsyncLocalStorage[str] = AsyncLocalStorage(name="request")
+
+
+# -- pyee: the default, as Node's EventEmitter -------------------------------------
+
+
+def test_plain_pyee_listeners_run_in_the_emitting_codes_context() -> None:
+    seen: list[str | None] = []
+    emitter = request.run("creation", EventEmitter)
+    emitter.on("event", lambda: seen.append(request.get_store()))
+    request.run("first emit", emitter.emit, "event")
+    request.run("second emit", emitter.emit, "event")
+    assert seen == ["first emit", "second emit"]
+
+
+def test_plain_pyee_store_entered_by_a_listener_reaches_the_next_and_the_emitter() -> None:
+    # Node documents this very example for enterWith inside a listener.
+    emitter = EventEmitter()
+    seen: list[str | None] = []
+    emitter.on("event", lambda: request.enter_with("entered by the first listener"))
+    emitter.on("event", lambda: seen.append(request.get_store()))
+
+    def emitting_code() -> str | None:
+        emitter.emit("event")
+        return request.get_store()
+
+    assert request.run("emitter", emitting_code) == "entered by the first listener"
+    assert seen == ["entered by the first listener"]
+
+
+# -- pyee: EventEmitterAsyncResource ---------------------------------------------------
+
+
+def test_async_resource_emitter_runs_listeners_in_its_creation_context() -> None:
+    seen: list[str | None] = []
+    emitter = request.run("creation", EventEmitterAsyncResource, "Query")
+    emitter.on("event", lambda: seen.append(request.get_store()))
+    emitter.on("event", lambda: request.enter_with("entered by a listener"))
+
+    def emitting_code() -> str | None:
+        emitter.emit("event")
+        emitter.emit("event")  # a new emit does not see the previous one's change
+        return request.get_store()
+
+    assert request.run("emit", emitting_code) == "emit"
+    assert seen == ["creation", "creation"]
+
+
+def test_async_resource_emitter_ids_and_resource() -> None:
+    inside: list[tuple[int, object]] = []
+
+    class Query(EventEmitterAsyncResource):
+        pass
+
+    creator_id = execution_async_id()
+    query = Query()
+    query.on("event", lambda: inside.append((execution_async_id(), query.async_resource)))
+    assert query.emit("event") is True
+    assert query.emit("unheard") is False
+    assert query.trigger_async_id == creator_id
+    assert query.async_resource.event_emitter is query
+    assert query.async_resource.type == "Query"
+    assert inside == [(query.async_id, query.async_resource)]
+    assert execution_async_id() == creator_id
+
+
+def test_async_resource_emitter_lifecycle_events() -> None:
+    events: list[tuple[str, ...]] = []
+    tracked: set[int] = set()
+
+    def init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
+        if type in ("Foo", "ResourceName"):
+            tracked.add(async_id)
+            events.append(("init", type, str(trigger_async_id)))
+
+    def log(name: str) -> Callable[[int], None]:
+        def record(async_id: int) -> None:
+            if async_id in tracked:
+                events.append((name,))
+
+        return record
+
+    class Foo(EventEmitterAsyncResource):
+        pass
+
+    hook = create_hook(
+        init=init, before=log("before"), after=log("after"), destroy=log("destroy")
+    ).enable()
+    try:
+        origin = execution_async_id()
+        foo = Foo()
+        foo.on("someEvent", lambda: None)
+        foo.emit("someEvent")
+        foo.emit_destroy()
+        named = Foo("ResourceName", require_manual_destroy=True)
+    finally:
+        hook.disable()
+    assert events == [
+        ("init", "Foo", str(origin)),
+        ("before",),  # pyee emits "new_listener" from on(): an emit like any other
+        ("after",),
+        ("before",),
+        ("after",),
+        ("destroy",),
+        ("init", "ResourceName", str(origin)),
+    ]
+    assert named.async_resource.type == "ResourceName"
+    with pytest.raises(ResourceDestroyedError):
+        foo.emit_destroy()
+
+
+def test_async_resource_emitter_error_event_propagates_and_restores_context() -> None:
+    emitter = request.run("creation", EventEmitterAsyncResource, "Failing")
+
+    def failing_listener() -> None:
+        request.enter_with("inside")
+        raise KeyError("listener failed")
+
+    emitter.on("event", failing_listener)
+    request.enter_with("caller")
+    try:
+        with pytest.raises(KeyError, match="listener failed"):
+            emitter.emit("event")
+        with pytest.raises(ValueError, match="unhandled"):
+            emitter.emit("error", ValueError("unhandled"))  # pyee raises an unheard error
+        assert request.get_store() == "caller"
+    finally:
+        request.enter_with(None)
+
+
+def test_async_resource_emitter_rejects_a_bad_name() -> None:
+    with pytest.raises(InvalidArgTypeError, match='"name" argument must be of type str'):
+        EventEmitterAsyncResource(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Invalid name") as error:
+        EventEmitterAsyncResource("")
+    assert getattr(error.value, "code", None) == "ERR_ASYNC_TYPE"
+
+
+def test_asyncio_emitter_coroutine_listeners_keep_the_creation_context(
+    run_async: RunAsync,
+) -> None:
+    async def main() -> None:
+        seen: list[tuple[str, str | None]] = []
+        done = asyncio.Event()
+
+        async def listener(tag: str) -> None:
+            seen.append((tag, request.get_store()))
+            await asyncio.sleep(0)
+            seen.append((tag, request.get_store()))
+            if len(seen) == 4:
+                done.set()
+
+        plain = request.run("creation", lambda: AsyncIOEventEmitterAsyncResource("Plain"))
+        plain.on("event", listener)
+
+        async def emit_from(store: str, tag: str) -> None:
+            request.enter_with(store)
+            plain.emit("event", tag)
+
+        await asyncio.gather(emit_from("request-1", "a"), emit_from("request-2", "b"))
+        await asyncio.wait_for(done.wait(), 5)
+        assert sorted(seen) == [("a", "creation")] * 2 + [("b", "creation")] * 2
+
+    run_async(main)
+
+
+def test_asyncio_emitter_default_follows_the_emitting_task(run_async: RunAsync) -> None:
+    from pyee.asyncio import AsyncIOEventEmitter
+
+    async def main() -> None:
+        seen: list[str] = []
+        emitter = request.run("creation", AsyncIOEventEmitter)
+
+        async def listener() -> None:
+            await asyncio.sleep(0)
+            seen.append(str(request.get_store()))
+
+        emitter.on("event", listener)
+
+        async def emit_from(store: str) -> None:
+            request.enter_with(store)
+            emitter.emit("event")
+            await asyncio.sleep(0.01)
+
+        await asyncio.gather(emit_from("request-1"), emit_from("request-2"))
+        assert sorted(seen) == ["request-1", "request-2"]
+
+    run_async(main)
+
+
+# -- blinker ------------------------------------------------------------------------
+
+
+def test_blinker_default_runs_receivers_in_the_senders_context_and_leaks() -> None:
+    signal = Signal()
+    seen: list[str | None] = []
+
+    def receiver(sender: object) -> None:
+        seen.append(request.get_store())
+        request.enter_with("entered by the receiver")
+
+    request.run("connecting", signal.connect, receiver)
+
+    def sending_code() -> str | None:
+        signal.send("sender")
+        return request.get_store()
+
+    assert request.run("sender", sending_code) == "entered by the receiver"
+    assert seen == ["sender"]
+
+
+@pytest.mark.parametrize(("choice", "expected"), [("connect", "connecting"), ("send", "sender")])
+def test_blinker_connect_in_context(choice: Any, expected: str) -> None:
+    signal = Signal()
+    seen: list[str | None] = []
+
+    def receiver(sender: object, **kwargs: object) -> str:
+        seen.append(request.get_store())
+        request.enter_with("entered by the receiver")
+        return f"{sender}:{kwargs['n']}"
+
+    bound = request.run("connecting", connect_in_context, signal, receiver, context=choice)
+
+    def sending_code(n: int) -> tuple[object, str | None]:
+        results = signal.send("sender", n=n)
+        return results[0][1], request.get_store()
+
+    assert request.run("sender", sending_code, 1) == ("sender:1", "sender")
+    assert request.run("sender", sending_code, 2) == ("sender:2", "sender")
+    assert seen == [expected, expected]
+    assert bound.__wrapped__ is receiver  # type: ignore[attr-defined]
+    signal.disconnect(bound)
+    assert signal.send("sender", n=3) == []
+
+
+def test_blinker_bound_receiver_is_an_async_resource() -> None:
+    signal = Signal()
+    ids: list[int] = []
+    created: list[tuple[str, int]] = []
+
+    def init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
+        if type == RECEIVER_RESOURCE_TYPE:
+            created.append((type, async_id))
+
+    hook = create_hook(init=init).enable()
+    try:
+        connect_in_context(signal, lambda sender: ids.append(execution_async_id()))
+    finally:
+        hook.disable()
+    signal.send(None)
+    assert len(created) == 1
+    assert ids == [created[0][1]]
+
+
+def test_blinker_sender_filter_is_kept() -> None:
+    signal = Signal()
+    seen: list[object] = []
+    connect_in_context(signal, seen.append, sender="only-this")
+    signal.send("another")
+    signal.send("only-this")
+    assert seen == ["only-this"]
+
+
+@pytest.mark.parametrize(("choice", "expected"), [("connect", "connecting"), ("send", "sender")])
+def test_blinker_async_receivers_with_send_async(
+    run_async: RunAsync, choice: Any, expected: str
+) -> None:
+    async def main() -> None:
+        signal = Signal()
+        seen: list[str | None] = []
+
+        async def receiver(sender: object) -> str:
+            await asyncio.sleep(0)
+            seen.append(request.get_store())
+            request.enter_with("entered by the receiver")
+            return "ok"
+
+        request.run("connecting", connect_in_context, signal, receiver, context=choice)
+        request.enter_with("sender")
+        results = await signal.send_async("s")
+        assert [result for _, result in results] == ["ok"]
+        assert request.get_store() == "sender"
+        assert seen == [expected]
+
+    run_async(main)
+
+
+def test_blinker_bad_arguments_are_rejected() -> None:
+    with pytest.raises(InvalidArgTypeError, match='"signal" argument must be a blinker Signal'):
+        connect_in_context("signal", print)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgTypeError, match='"receiver" argument must be callable'):
+        connect_in_context(Signal(), "receiver")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgValueError, match='must be "connect" or "send"'):
+        connect_in_context(Signal(), print, context="emit")  # type: ignore[arg-type]
+
+
+# -- optional extras ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "library", "extra"),
+    [
+        ("async_hooks.propagation.emitters_pyee", "pyee", "async-hooks[pyee]"),
+        ("async_hooks.propagation.emitters_blinker", "blinker", "async-hooks[blinker]"),
+        ("async_hooks.propagation.greenlets", "gevent", "async-hooks[gevent]"),
+    ],
+)
+def test_a_missing_library_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, module: str, library: str, extra: str
+) -> None:
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setitem(sys.modules, library, None)  # makes `import library` fail
+    with pytest.raises(ImportError, match=re.escape(f"pip install '{extra}'")):
+        importlib.import_module(module)
+
+
+def test_importing_the_package_imports_no_optional_library() -> None:
+    code = (
+        "import sys, async_hooks, async_hooks.propagation\n"
+        "print(sorted(m for m in ('pyee', 'blinker', 'gevent', 'greenlet') if m in sys.modules))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert completed.stdout.strip() == "[]"
