@@ -136,6 +136,12 @@ class StoreRegistry:
         self.in_process_restricted: tuple[tuple[StoreRef, Crossing], ...] = ()
         # Stores that cross PROCESSES or REMOTE, by their unique name.
         self._declared: dict[str, StoreRef] = {}
+        # The same, split by crossing, for export and import. Each inner dict
+        # is replaced, never changed, so readers iterate it without a lock.
+        self._declared_for: dict[Crossing, dict[str, StoreRef]] = {
+            Crossing.PROCESSES: {},
+            Crossing.REMOTE: {},
+        }
 
     def register(self, store: AsyncLocalStorage[Any]) -> None:
         crosses = store.crosses
@@ -157,7 +163,12 @@ class StoreRegistry:
                 f"AsyncLocalStorage {name!r}: another live store that crosses processes "
                 "or machines already has this name; names of such stores must be unique"
             )
-        self._declared[name] = weakref.ref(store)
+        ref = weakref.ref(store)
+        self._declared[name] = ref
+        for crossing, by_name in self._declared_for.items():
+            if crossing in store.crosses:
+                live = {key: old for key, old in by_name.items() if old() is not None}
+                self._declared_for[crossing] = {**live, name: ref}
 
     def all_stores(self) -> list[AsyncLocalStorage[Any]]:
         # list() of a dict view runs in C without a thread switch: a safe copy.
@@ -170,6 +181,14 @@ class StoreRegistry:
 
     def declared_stores(self) -> list[AsyncLocalStorage[Any]]:
         return [store for ref in list(self._declared.values()) if (store := ref()) is not None]
+
+    def declared_for(self, crossing: Crossing) -> dict[str, StoreRef]:
+        """``{name: weak reference}`` of the stores declared to cross ``crossing``.
+
+        ``crossing`` is PROCESSES or REMOTE. The dict is never modified: do
+        not modify it either.
+        """
+        return self._declared_for[crossing]
 
 
 registry = StoreRegistry()

@@ -14,7 +14,8 @@ import asyncio
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from contextvars import Context
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from .._store_policy import Crossing
 from .._validation import describe, require_callable
@@ -22,7 +23,7 @@ from ..errors import InvalidArgTypeError, InvalidArgValueError
 from .policy import capture_context
 from .processes import carry_stores
 
-__all__ = ["ContextExecutor", "bind_callback", "run_in_executor", "to_thread"]
+__all__ = ["BoundCallback", "ContextExecutor", "bind_callback", "run_in_executor", "to_thread"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -103,16 +104,33 @@ def bind_callback(fn: Callable[P, R], /) -> Callable[P, R]:
     A ``concurrent.futures`` done-callback runs in whichever thread completes
     the future (a worker's context) unless it was added after completion.
     The bound callback runs in a fresh copy of the context captured here,
-    with the policy for ``Crossing.POOLS`` applied.
+    with the policy for ``Crossing.POOLS`` applied. The original function is
+    its ``__wrapped__``.
     """
     require_callable(fn, "fn")
-    captured = capture_context(Crossing.POOLS)
+    return BoundCallback(fn, capture_context(Crossing.POOLS))
 
-    def in_captured_context(*args: P.args, **kwargs: P.kwargs) -> R:
+
+class BoundCallback(Generic[P, R]):
+    """What ``bind_callback`` returns: ``fn`` run in a copy of a captured context.
+
+    A small class rather than a ``functools.wraps`` closure: binding happens
+    once per callback, on hot paths, and copying the metadata costs more
+    than the rest of the work together.
+    """
+
+    __slots__ = ("__wrapped__", "_context")
+
+    def __init__(self, fn: Callable[P, R], context: Context) -> None:
+        self.__wrapped__ = fn
+        self._context = context
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         # A copy per call: concurrent or repeated calls never share changes.
-        return captured.copy().run(fn, *args, **kwargs)
+        return self._context.copy().run(self.__wrapped__, *args, **kwargs)
 
-    return functools.update_wrapper(in_captured_context, fn)
+    def __repr__(self) -> str:
+        return f"<bound callback {self.__wrapped__!r}>"
 
 
 def run_in_executor(

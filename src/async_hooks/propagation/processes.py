@@ -51,6 +51,10 @@ class ProcessJob(Generic[R]):
         with import_stores(self.carrier, Crossing.PROCESSES):
             return self.fn(*args, **kwargs)
 
+    def __reduce__(self) -> tuple[type[ProcessJob[R]], tuple[Callable[..., R], dict[str, str]]]:
+        # Pickled once per job: the plain constructor call is the fast path.
+        return (type(self), (self.fn, self.carrier))
+
     def __repr__(self) -> str:
         return f"<ProcessJob {self.fn!r} stores={sorted(self.carrier)}>"
 
