@@ -433,6 +433,52 @@ def test_destroy_on_collection_arrives_at_the_next_loop_iteration(run_async: Run
     assert destroyed.count(async_id) == 1
 
 
+def test_a_loop_closed_before_its_flush_ran_does_not_stop_later_loops_from_flushing(
+    run_async: RunAsync,
+) -> None:
+    destroyed: list[int] = []
+    hook = create_hook(destroy=destroyed.append).enable()
+    try:
+        # Created first, collected inside the later loop (creating a resource
+        # flushes the queue by itself, which would hide what is tested here).
+        later = AsyncResource("TestLater")
+        later_id = later.async_id()
+        cycle: list[object] = [later]
+        cycle.append(cycle)
+        keep_alive = [cycle]
+        del later, cycle
+
+        # A loop stops in the very callback that queues a destroy, then is
+        # closed: the flush it had scheduled never runs there.
+        abandoned = asyncio.new_event_loop()
+        first_ids: list[int] = []
+
+        def collect_then_stop() -> None:
+            abandoned.stop()
+            first_ids.append(_cyclic_resource("TestAbandoned"))
+            gc.collect()
+
+        abandoned.call_soon(collect_then_stop)
+        abandoned.run_forever()
+        abandoned.close()
+        assert first_ids[0] not in destroyed
+
+        async def main() -> bool:
+            keep_alive.clear()
+            gc.collect()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            return later_id in destroyed
+
+        delivered = run_async(main)
+    finally:
+        hook.disable()
+    assert delivered
+    # The first one was not lost either: it came with the later flush.
+    assert destroyed.count(first_ids[0]) == 1
+    assert destroyed.count(later_id) == 1
+
+
 def test_destroy_on_collection_only_if_a_destroy_hook_was_enabled_at_creation() -> None:
     destroyed: list[int] = []
     unwatched = AsyncResource("TestUnwatched")

@@ -273,7 +273,11 @@ def emit_promise_resolve(async_id: int) -> None:
 # -- destroy events caused by garbage collection --------------------------------
 
 pending_destroys: deque[int] = deque()
-_flush_scheduled = threading.Event()
+# The loop a flush is scheduled on, if any. A plain global, not a lock-based
+# flag: a GC callback can interrupt this very thread while it holds any lock.
+# Remembering the loop (not just "scheduled") means a loop closed before its
+# flush ran does not stop the next loop from scheduling one.
+_flush_loop: asyncio.AbstractEventLoop | None = None
 
 
 def queue_destroy(async_id: int) -> None:
@@ -281,21 +285,22 @@ def queue_destroy(async_id: int) -> None:
 
     Only appends and schedules: no user callback runs here.
     """
+    global _flush_loop
     pending_destroys.append(async_id)
-    if _flush_scheduled.is_set():
-        return
     loop = asyncio._get_running_loop()
-    if loop is not None and not loop.is_closed():
-        _flush_scheduled.set()
-        try:
-            loop.call_soon_threadsafe(flush_pending_destroys)
-        except RuntimeError:
-            _flush_scheduled.clear()
+    if loop is None or loop is _flush_loop or loop.is_closed():
+        return
+    _flush_loop = loop
+    try:
+        loop.call_soon_threadsafe(flush_pending_destroys)
+    except RuntimeError:
+        _flush_loop = None
 
 
 def flush_pending_destroys() -> None:
     """Deliver queued destroy events now (called outside any GC callback)."""
-    _flush_scheduled.clear()
+    global _flush_loop
+    _flush_loop = None
     while pending_destroys:
         try:
             async_id = pending_destroys.popleft()
