@@ -6,25 +6,40 @@ See docs/propagation.md for the table of boundaries, what bare
 
 from .._store_policy import Crossing, Serializer
 from .executors import ContextExecutor, bind_callback, run_in_executor, to_thread
+from .generators import BoundAsyncGenerator, BoundGenerator, bind_generator, bound_generator
 from .install import install, installed, uninstall
 from .policy import JSON, JsonSerializer, capture_context, export_stores, import_stores
 from .processes import ProcessJob, carry_stores, start_process
 from .threads import ContextThread, start_thread
+from .unhandled import (
+    ExceptionContextInstallation,
+    failure_context,
+    in_failure_context,
+    install_exception_context,
+)
 
 __all__ = [
     "JSON",
+    "BoundAsyncGenerator",
+    "BoundGenerator",
     "ContextExecutor",
     "ContextThread",
     "Crossing",
+    "ExceptionContextInstallation",
     "JsonSerializer",
     "ProcessJob",
     "Serializer",
     "bind_callback",
+    "bind_generator",
+    "bound_generator",
     "capture_context",
     "carry_stores",
     "export_stores",
+    "failure_context",
     "import_stores",
+    "in_failure_context",
     "install",
+    "install_exception_context",
     "installed",
     "run_in_executor",
     "start_process",
