@@ -386,3 +386,95 @@ def test_bound_async_generator_outside_a_loop_still_binds() -> None:
     closing = gen.aclose()
     with pytest.raises(StopIteration):
         closing.send(None)
+
+
+# -- trio ---------------------------------------------------------------------------
+
+
+def test_bound_async_generator_under_trio() -> None:
+    import trio
+
+    seen: dict[str, str | None] = {}
+    kept: list[AsyncGenerator[str | None, None]] = []
+
+    async def guarded(label: str) -> AsyncGenerator[str | None, None]:
+        try:
+            yield request.get_store()
+            await trio.sleep(0)
+            yield request.get_store()
+        finally:
+            seen[label] = request.get_store()
+
+    async def main() -> None:
+        holder: dict[str, AsyncGenerator[str | None, None]] = {}
+        request.enter_with("consumer")
+        holder["bare"] = guarded("bare")
+        holder["bound"] = bind_generator(guarded("bound"))
+        for gen in holder.values():
+            assert await gen.__anext__() == "consumer"
+        request.enter_with("dropper")
+        holder["bound"] = bind_generator(holder.pop("bound"))  # already bound: kept as is
+        holder.clear()
+        gc.collect()
+        await trio.sleep(0.01)  # trio closes abandoned generators in system tasks
+        request.enter_with("left open")
+        kept.append(bind_generator(guarded("open at exit")))
+        assert await kept[0].__anext__() == "left open"
+
+    # trio warns about every generator collected unexhausted, bound or not.
+    with pytest.warns(ResourceWarning, match="garbage collected before it had been exhausted"):
+        trio.run(main)
+    assert seen == {"bare": None, "bound": "consumer", "open at exit": "left open"}
+
+
+def test_cancelling_a_task_inside_a_bound_async_generator(run_async: RunAsync) -> None:
+    seen: list[str | None] = []
+
+    @bound_generator
+    async def slow() -> AsyncGenerator[int, None]:
+        try:
+            yield 1
+            await asyncio.sleep(10)
+            yield 2
+        except asyncio.CancelledError:
+            seen.append(request.get_store())
+            raise
+
+    async def main() -> None:
+        gen = request.run("creation", slow)
+        assert await gen.__anext__() == 1
+
+        async def consumer() -> None:
+            request.enter_with("consumer task")
+            await gen.__anext__()
+
+        task = asyncio.create_task(consumer())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert seen == ["creation"]
+
+    run_async(main)
+
+
+def test_bound_async_generator_consumed_by_other_tasks(run_async: RunAsync) -> None:
+    @bound_generator
+    async def numbered() -> AsyncGenerator[str | None, None]:
+        while True:
+            await asyncio.sleep(0)
+            yield request.get_store()
+
+    async def main() -> None:
+        gen = request.run("creation", numbered)
+
+        async def consumer(name: str) -> tuple[str | None, str | None]:
+            request.enter_with(name)
+            return await gen.__anext__(), request.get_store()
+
+        first = await asyncio.create_task(consumer("task-1"))
+        second = await asyncio.create_task(consumer("task-2"))
+        assert (first, second) == (("creation", "task-1"), ("creation", "task-2"))
+        await gen.aclose()
+
+    run_async(main)

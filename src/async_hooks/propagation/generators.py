@@ -161,10 +161,10 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
         * the loop registers this wrapper (not the raw generator) for its
           ``shutdown_asyncgens``, which then closes it through ``aclose``
           above, in the generator's context;
-        * the raw generator keeps a finalizer that calls the loop's own
-          finalizer inside a copy of the generator's context, so the
-          ``aclose`` the loop schedules for an abandoned generator inherits
-          that context instead of the one that dropped it.
+        * the raw generator keeps a finalizer that hands the loop's own
+          finalizer a new wrapper around it, so the ``aclose`` the loop
+          schedules for an abandoned generator runs in the generator's
+          context instead of the one that dropped it.
 
         The loop's own hooks do the actual work, so this composes with
         asyncio, uvloop and any loop that uses the standard hooks.
@@ -222,9 +222,14 @@ def _finalizer_in_context(finalizer: AsyncGenHook | None, context: Context) -> A
         return None
 
     def finalize(agen: AsyncGenerator[Any, Any]) -> None:
-        # A copy: the context may be entered right now, by a sibling task
-        # that was created with this very context object.
-        context.copy().run(finalizer, agen)
+        # The loop gets a fresh wrapper around the dying generator, so the
+        # aclose() it schedules runs in the generator's context whatever the
+        # loop does (asyncio and uvloop: a task made where the hook is called;
+        # trio: a system task with a context of its own). The hook also runs
+        # in a copy of that context, for a loop that captures the current one.
+        rebound = BoundAsyncGenerator(agen, context)
+        rebound._hooks_done = True  # the generator's hooks were set long ago
+        context.copy().run(finalizer, rebound)
 
     return finalize
 
