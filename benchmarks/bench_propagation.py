@@ -62,14 +62,26 @@ def noop(*_: Any) -> None:
 Sampler = Callable[[], float]
 
 
-def alternate(baseline: Sampler, candidate: Sampler, repeats: int) -> tuple[float, float]:
-    """Medians (seconds per job) of ``repeats`` alternating samples of each."""
+class Comparison:
+    """Alternating samples of a baseline and a candidate, in seconds per job."""
+
+    def __init__(self, base: list[float], cand: list[float]) -> None:
+        self.base = statistics.median(base)
+        self.cand = statistics.median(cand)
+        # Each candidate sample against the baseline sample taken just
+        # before it: the median of these differences shrugs off the drift of
+        # a machine shared with other work better than a difference of medians.
+        self.overhead = statistics.median(c - b for b, c in zip(base, cand, strict=True))
+
+
+def alternate(baseline: Sampler, candidate: Sampler, repeats: int) -> Comparison:
+    """``repeats`` samples of each, alternating baseline and candidate."""
     base: list[float] = []
     cand: list[float] = []
     for _ in range(repeats):
         base.append(baseline())
         cand.append(candidate())
-    return statistics.median(base), statistics.median(cand)
+    return Comparison(base, cand)
 
 
 def per_call(fn: Callable[[], object], number: int) -> Sampler:
@@ -82,18 +94,18 @@ def per_call(fn: Callable[[], object], number: int) -> Sampler:
     return sample
 
 
-def row(label: str, base: float, cand: float, goal: str) -> str:
-    delta_us = (cand - base) * 1e6
-    share = (cand - base) / base * 100
+def row(label: str, result: Comparison, goal: str) -> str:
     return (
-        f"| {label} | {base * 1e6:.3f} | {cand * 1e6:.3f} | {delta_us:+.3f} | "
-        f"{share:+.1f}% | {goal} |"
+        f"| {label} | {result.base * 1e6:.3f} | {result.cand * 1e6:.3f} | "
+        f"{result.cand / result.base:.2f} | {result.overhead * 1e6:+.3f} | "
+        f"{result.overhead / result.base * 100:+.1f}% | {goal} |"
     )
 
 
 HEADER = (
-    "| per job | bare (us) | helper (us) | overhead (us) | overhead (%) | goal |\n"
-    "|---|---:|---:|---:|---:|---|"
+    "| per job | bare, median (us) | helper, median (us) | ratio of medians "
+    "| overhead, median of pairs (us) | overhead (%) | goal |\n"
+    "|---|---:|---:|---:|---:|---:|---|"
 )
 
 
@@ -126,7 +138,7 @@ def bench_work(number: int, repeats: int) -> list[str]:
         rows.append(
             row(
                 label,
-                *alternate(per_call(baseline, number), per_call(candidate, number), repeats),
+                alternate(per_call(baseline, number), per_call(candidate, number), repeats),
                 goal,
             )
         )
@@ -137,7 +149,7 @@ def bench_work(number: int, repeats: int) -> list[str]:
     rows.append(
         row(
             "same capture + run, one store with crosses=NONE",
-            *alternate(
+            alternate(
                 per_call(noop, number),
                 per_call(lambda: capture_context(Crossing.POOLS).run(noop), number),
                 repeats,
@@ -152,7 +164,7 @@ def bench_work(number: int, repeats: int) -> list[str]:
     rows.append(
         row(
             "process job: carry 3 stores + pickle + unpickle + run, vs pickle + run",
-            *alternate(
+            alternate(
                 per_call(lambda: pickle.loads(pickle.dumps(noop))(), number // 10),
                 per_call(lambda: pickle.loads(pickle.dumps(carry_stores(noop)))(), number // 10),
                 repeats,
@@ -230,16 +242,14 @@ def bench_round_trips(jobs: int, repeats: int) -> list[str]:
         rows.append(
             row(
                 "ThreadPoolExecutor.submit: ContextExecutor vs bare",
-                *alternate(
-                    pool_batch(pool.submit, jobs), pool_batch(wrapped.submit, jobs), repeats
-                ),
+                alternate(pool_batch(pool.submit, jobs), pool_batch(wrapped.submit, jobs), repeats),
                 goal,
             )
         )
         rows.append(
             row(
                 "Executor.map: ContextExecutor vs bare",
-                *alternate(map_batch(pool.map, jobs), map_batch(wrapped.map, jobs), repeats),
+                alternate(map_batch(pool.map, jobs), map_batch(wrapped.map, jobs), repeats),
                 goal,
             )
         )
@@ -250,7 +260,7 @@ def bench_round_trips(jobs: int, repeats: int) -> list[str]:
             rows.append(
                 row(
                     f"run_in_executor ({name}): helper vs bare",
-                    *alternate(
+                    alternate(
                         loop_batch(factory, pool, jobs, helper=False),
                         loop_batch(factory, pool, jobs, helper=True),
                         repeats,
@@ -269,7 +279,7 @@ def bench_round_trips(jobs: int, repeats: int) -> list[str]:
         rows.append(
             row(
                 "ThreadPoolExecutor.submit: after install() vs bare",
-                *alternate(pool_batch(pool.submit, jobs), installed_batch, repeats),
+                alternate(pool_batch(pool.submit, jobs), installed_batch, repeats),
                 goal,
             )
         )
@@ -277,7 +287,7 @@ def bench_round_trips(jobs: int, repeats: int) -> list[str]:
     rows.append(
         row(
             "Thread start + join: ContextThread vs threading.Thread",
-            *alternate(
+            alternate(
                 thread_batch(threading.Thread, threads),
                 thread_batch(ContextThread, threads),
                 repeats,
@@ -293,13 +303,9 @@ def bench_processes(jobs: int, repeats: int) -> list[str]:
     with ProcessPoolExecutor(max_workers=2) as pool:
         wrapped = ContextExecutor(pool)
         pool_batch(pool.submit, jobs)()  # start the workers before timing
-        base, cand = alternate(
-            pool_batch(pool.submit, jobs), pool_batch(wrapped.submit, jobs), repeats
-        )
+        result = alternate(pool_batch(pool.submit, jobs), pool_batch(wrapped.submit, jobs), repeats)
     assert isinstance(carry_stores(noop), ProcessJob)
-    return [
-        row("ProcessPoolExecutor.submit, 3 small stores carried, vs bare", base, cand, "(info)")
-    ]
+    return [row("ProcessPoolExecutor.submit, 3 small stores carried, vs bare", result, "(info)")]
 
 
 def main() -> None:
@@ -309,8 +315,10 @@ def main() -> None:
     args = parser.parse_args()
     repeats = 5 if args.quick else args.repeats
     number = 20_000 if args.quick else 100_000
-    jobs = 2_000 if args.quick else 5_000
-    process_jobs = 500 if args.quick else 2_000
+    # Round trips: many short samples, so that pairs see the same conditions.
+    trip_repeats = 9 if args.quick else 4 * args.repeats
+    jobs = 500 if args.quick else 1_000
+    process_jobs = 200 if args.quick else 500
 
     print(
         f"CPython {platform.python_version()} on {platform.machine()}, {repeats} alternating "
@@ -326,13 +334,13 @@ def main() -> None:
     print(f"Round trips with a trivial job ({jobs} jobs per sample, 2 worker threads):")
     print()
     print(HEADER)
-    for line in bench_round_trips(jobs, repeats):
+    for line in bench_round_trips(jobs, trip_repeats):
         print(line)
     print()
     print(f"Process jobs ({process_jobs} trivial jobs per sample, 2 worker processes):")
     print()
     print(HEADER)
-    for line in bench_processes(process_jobs, max(5, repeats // 2)):
+    for line in bench_processes(process_jobs, trip_repeats):
         print(line)
 
 
