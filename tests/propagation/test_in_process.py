@@ -343,3 +343,21 @@ def test_shared_store_value_is_the_same_object_in_process() -> None:
     shared.enter_with(value)
     with ContextExecutor(ThreadPoolExecutor(max_workers=1)) as pool:
         assert pool.submit(shared.get_store).result() is value
+
+
+def test_thread_keeps_a_patch_another_library_put_on_thread_start() -> None:
+    original = vars(threading.Thread)["start"]
+    started: list[str] = []
+
+    def tracking_start(self: threading.Thread) -> None:
+        started.append(self.name)
+        original(self)
+
+    threading.Thread.start = tracking_start  # type: ignore[method-assign]
+    try:
+        local.enter_with("l")
+        thread = start_thread(lambda: None, name="tracked")
+        thread.join()
+    finally:
+        threading.Thread.start = original  # type: ignore[method-assign]
+    assert started == ["tracked"]

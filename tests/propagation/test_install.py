@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import RunAsync
 
 import async_hooks
-from async_hooks.propagation import ContextThread, install, installed, uninstall
+from async_hooks.propagation import ContextExecutor, ContextThread, install, installed, uninstall
 
 from ._jobs import Seen, enter_all, local, seen, seen_then_pollute
 
@@ -195,3 +195,14 @@ def test_uninstall_leaves_a_later_wrapper_in_place_and_goes_inert() -> None:
         assert len(calls) == 1
     finally:
         threading.Thread.start = original  # type: ignore[method-assign]
+
+
+@pytest.mark.usefixtures("installed_propagation")
+def test_helpers_still_work_under_install() -> None:
+    enter_all("l", "s", "x")
+    with ContextExecutor(ThreadPoolExecutor(max_workers=1)) as pool:
+        assert pool.submit(seen_then_pollute).result() == SUBMITTER
+        assert pool.submit(seen).result() == SUBMITTER
+    context = multiprocessing.get_context("spawn")
+    with ContextExecutor(ProcessPoolExecutor(max_workers=1, mp_context=context)) as processes:
+        assert processes.submit(seen).result() == (None, "s", "no secret")

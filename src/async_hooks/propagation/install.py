@@ -36,7 +36,7 @@ from typing import Any
 from .._store_policy import Crossing
 from .executors import bind_callback, to_thread
 from .policy import capture_context
-from .processes import carry_stores
+from .processes import ProcessJob, carry_stores
 from .threads import ContextThread, start_in
 
 __all__ = ["install", "installed", "uninstall"]
@@ -151,7 +151,7 @@ def _wrap_thread_start(original: Callable[[threading.Thread], None]) -> Any:
             context = contextvars.Context()
         else:
             context = capture_context(Crossing.THREADS)
-        return start_in(self, context, original)
+        return start_in(self, context, original.__get__(self))
 
     return start
 
@@ -169,7 +169,8 @@ def _wrap_thread_pool_submit(original: Callable[..., Any]) -> Any:
 def _wrap_process_pool_submit(original: Callable[..., Any]) -> Any:
     @functools.wraps(original)
     def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        if not _state.active:
+        if not _state.active or isinstance(fn, ProcessJob):
+            # A ProcessJob (from ContextExecutor or carry_stores) already carries its stores.
             return original(self, fn, *args, **kwargs)
         return original(self, carry_stores(fn), *args, **kwargs)
 

@@ -53,7 +53,9 @@ class ContextThread(threading.Thread):
         context = self._start_context
         if context is None:
             context = capture_context(Crossing.THREADS)
-        start_in(self, context, _original_start)
+        # super().start() is looked up now, so a patch that another library
+        # put on Thread.start (lifecycle tracking, for one) still runs.
+        start_in(self, context, super().start)
 
 
 def start_thread(
@@ -69,11 +71,6 @@ def start_thread(
     thread = ContextThread(target=target, name=name, args=args, kwargs=kwargs, daemon=daemon)
     thread.start()
     return thread
-
-
-# Thread.start as the interpreter defined it: install() may replace the
-# class attribute, and ContextThread must not be wrapped twice.
-_original_start: Callable[[threading.Thread], None] = threading.Thread.start
 
 
 def run_thread_in(thread: threading.Thread, context: Context) -> None:
@@ -95,15 +92,11 @@ def run_thread_in(thread: threading.Thread, context: Context) -> None:
     vars(thread)["run"] = run_in_context
 
 
-def start_in(
-    thread: threading.Thread,
-    context: Context,
-    start: Callable[[threading.Thread], None],
-) -> None:
-    """``start(thread)`` with ``thread`` set to run in ``context``."""
+def start_in(thread: threading.Thread, context: Context, start: Callable[[], None]) -> None:
+    """Call ``start`` (``thread``'s bound start) with ``thread`` set to run in ``context``."""
     run_thread_in(thread, context)
     try:
-        start(thread)
+        start()
     except BaseException:
         # Not started (a second start(), no resources): leave it as it was.
         vars(thread).pop("run", None)
