@@ -311,7 +311,7 @@ def bench_processes(jobs: int, repeats: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer jobs and repetitions")
-    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--repeats", type=int, default=31)
     args = parser.parse_args()
     repeats = 5 if args.quick else args.repeats
     number = 20_000 if args.quick else 100_000
