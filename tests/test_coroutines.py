@@ -18,6 +18,7 @@ from async_hooks import (
     AsyncResource,
     create_hook,
     execution_async_id,
+    isolated,
 )
 from async_hooks.coroutines import ContextCoroutine, is_coroutine
 
@@ -394,3 +395,38 @@ def test_a_wrapped_coroutine_can_be_iterated_step_by_step() -> None:
     with pytest.raises(StopIteration) as stopped:
         next(iterator)
     assert stopped.value.value == "inside"
+
+
+@pytest.mark.parametrize("runner", ["run", "snapshot", "isolated"])
+def test_a_store_carrying_coroutine_reports_the_ids_of_the_code_driving_it(runner: str) -> None:
+    # run, exit, snapshot runners and isolated carry stores, not an execution
+    # scope: each step reports the ids of whatever drives it (with runtime
+    # tracking, the task awaiting it), while keeping the stores it captured.
+    als: AsyncLocalStorage[str] = AsyncLocalStorage()
+
+    async def body() -> list[tuple[int, str | None]]:
+        seen = [(execution_async_id(), als.get_store())]
+        await suspend()
+        seen.append((execution_async_id(), als.get_store()))
+        return seen
+
+    def make() -> Coroutine[Any, Any, list[tuple[int, str | None]]]:
+        if runner == "run":
+            return als.run("inside", body)
+        if runner == "snapshot":
+            return als.run("inside", AsyncLocalStorage.snapshot)(body)
+        return als.run("inside", lambda: isolated(body)())
+
+    creator = AsyncResource("Creator")
+    first_driver = AsyncResource("FirstDriver")
+    second_driver = AsyncResource("SecondDriver")
+    # Made inside the creator's scope (in a list, so that run_in_async_scope
+    # does not give the coroutine the creator's scope on its own account).
+    [wrapped] = creator.run_in_async_scope(lambda: [make()])
+    first_driver.run_in_async_scope(wrapped.send, None)
+    with pytest.raises(StopIteration) as stopped:
+        second_driver.run_in_async_scope(wrapped.send, None)
+    assert stopped.value.value == [
+        (first_driver.async_id(), "inside"),
+        (second_driver.async_id(), "inside"),
+    ]

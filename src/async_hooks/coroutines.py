@@ -20,6 +20,10 @@ from types import CoroutineType, TracebackType
 from typing import Any, TypeVar
 
 from . import hooks
+from .execution import ExecutionFrame, current_frame
+
+# Bound once: send() reads it on every step.
+_get_frame = current_frame.get
 
 __all__ = [
     "ContextCoroutine",
@@ -39,7 +43,7 @@ class ContextCoroutine(Coroutine[Any, Any, R]):
     for it; ``resource`` is kept alive for as long as the coroutine is.
     """
 
-    __slots__ = ("_async_id", "_context", "_coro", "_resource")
+    __slots__ = ("_async_id", "_context", "_coro", "_driver_frame", "_resource")
 
     def __init__(
         self,
@@ -52,10 +56,16 @@ class ContextCoroutine(Coroutine[Any, Any, R]):
         self._context = context
         self._async_id = async_id
         self._resource = resource
+        # The driver's frame last copied into ``context`` (see _driven_step).
+        self._driver_frame: ExecutionFrame | None = None
 
     def send(self, value: Any, /) -> Any:
         if self._async_id is None:
-            return self._context.run(self._coro.send, value)
+            frame = _get_frame()
+            if frame is self._driver_frame:
+                return self._context.run(self._coro.send, value)
+            self._driver_frame = frame
+            return self._context.run(_driven_step, frame, self._coro.send, value)
         return self._context.run(self._scoped_step, self._coro.send, value)
 
     def throw(
@@ -67,7 +77,8 @@ class ContextCoroutine(Coroutine[Any, Any, R]):
     ) -> Any:
         error = _as_exception(typ, val, tb)
         if self._async_id is None:
-            return self._context.run(self._coro.throw, error)
+            frame = self._driver_frame = _get_frame()
+            return self._context.run(_driven_step, frame, self._coro.throw, error)
         return self._context.run(self._scoped_step, self._coro.throw, error)
 
     def close(self) -> None:
@@ -102,6 +113,16 @@ class ContextCoroutine(Coroutine[Any, Any, R]):
 
     def __repr__(self) -> str:
         return f"<ContextCoroutine {self._coro!r}>"
+
+
+def _driven_step(frame: ExecutionFrame, method: Callable[[Any], Any], argument: Any) -> Any:
+    # A coroutine of run/exit/snapshot/isolated carries stores, not an
+    # execution scope: each step reports the ids of the code driving it (with
+    # runtime tracking, the task awaiting it), as Node's promise continuations
+    # do. Only the library sets the frame, always with a reset, so the frame
+    # set here stays until the driver changes: send() skips this call then.
+    current_frame.set(frame)
+    return method(argument)
 
 
 def _as_exception(
