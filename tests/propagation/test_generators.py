@@ -478,3 +478,18 @@ def test_bound_async_generator_consumed_by_other_tasks(run_async: RunAsync) -> N
         await gen.aclose()
 
     run_async(main)
+
+
+def test_bound_async_generator_steps_as_tasks_and_with_builtins(run_async: RunAsync) -> None:
+    @bound_generator
+    async def numbers() -> AsyncGenerator[str | None, None]:
+        yield request.get_store()
+        yield request.get_store()
+
+    async def main() -> None:
+        gen = request.run("creation", numbers)
+        assert await asyncio.create_task(gen.__anext__()) == "creation"
+        assert await asyncio.wait_for(anext(gen), 5) == "creation"
+        assert await anext(gen, "exhausted") == "exhausted"
+
+    run_async(main)

@@ -19,7 +19,7 @@ import functools
 import inspect
 from collections.abc import Callable, Coroutine
 from contextvars import copy_context
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from .._validation import describe, require_callable
 from ..coroutines import bind_if_coroutine
@@ -34,8 +34,6 @@ except ImportError as error:  # pragma: no cover - exercised in a test with blin
     ) from error
 
 __all__ = ["RECEIVER_RESOURCE_TYPE", "connect_in_context"]
-
-R = TypeVar("R")
 
 # The type of the AsyncResource behind a receiver bound with context="connect".
 RECEIVER_RESOURCE_TYPE = "BlinkerReceiver"
@@ -69,31 +67,30 @@ def connect_in_context(
             f'The "context" argument must be "connect" or "send". Received {context!r}'
         )
     if context == "connect":
-        runner = AsyncResource(RECEIVER_RESOURCE_TYPE).run_in_async_scope
+        call = AsyncResource(RECEIVER_RESOURCE_TYPE).bind(receiver)
     else:
-        runner = _run_in_copy_of_current
-    bound = _wrap(receiver, runner)
+        call = _in_copy_of_current_context(receiver)
+    if inspect.iscoroutinefunction(receiver):
+        call = _as_coroutine_function(call)
+    bound = functools.update_wrapper(call, receiver)
     signal.connect(bound, sender=sender, weak=False)
     return bound
 
 
-def _run_in_copy_of_current(fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-    context = copy_context()
-    return bind_if_coroutine(context.run(fn, *args, **kwargs), context)
+def _in_copy_of_current_context(receiver: Callable[..., Any]) -> Callable[..., Any]:
+    def in_copy(*args: Any, **kwargs: Any) -> Any:
+        context = copy_context()
+        return bind_if_coroutine(context.run(receiver, *args, **kwargs), context)
+
+    return in_copy
 
 
-def _wrap(receiver: Callable[..., Any], runner: Callable[..., Any]) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(receiver):
-        # blinker tells async receivers apart with iscoroutinefunction: the
-        # wrapper must be an `async def` too. The runner returns a coroutine
-        # bound to the chosen context, which this one awaits.
-        async def bound_async_receiver(*args: Any, **kwargs: Any) -> Any:
-            awaitable: Coroutine[Any, Any, Any] = runner(receiver, *args, **kwargs)
-            return await awaitable
+def _as_coroutine_function(call: Callable[..., Any]) -> Callable[..., Any]:
+    # blinker tells async receivers apart with iscoroutinefunction, so the
+    # receiver it is given must be an `async def` too. ``call`` returns a
+    # coroutine already bound to the chosen context; this awaits it.
+    async def awaiting(*args: Any, **kwargs: Any) -> Any:
+        awaitable: Coroutine[Any, Any, Any] = call(*args, **kwargs)
+        return await awaitable
 
-        return functools.update_wrapper(bound_async_receiver, receiver)
-
-    def bound_receiver(*args: Any, **kwargs: Any) -> Any:
-        return runner(receiver, *args, **kwargs)
-
-    return functools.update_wrapper(bound_receiver, receiver)
+    return awaiting

@@ -81,13 +81,12 @@ class EventEmitterAsyncResource(EventEmitter):
         self._async_resource = EventEmitterReferencingAsyncResource(
             self, name, trigger_async_id, require_manual_destroy=require_manual_destroy
         )
+        # pyee's own emit, bound once to the resource's scope: emit is a hot path.
+        self._emit_in_scope = self._async_resource.bind(super().emit)
 
     def emit(self, event: str, *args: Any, **kwargs: Any) -> bool:
         """Call the listeners of ``event`` inside the emitter's resource scope."""
-        handled: bool = self._async_resource.run_in_async_scope(
-            super().emit, event, *args, **kwargs
-        )
-        return handled
+        return self._emit_in_scope(event, *args, **kwargs)
 
     @property
     def async_resource(self) -> EventEmitterReferencingAsyncResource:

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from .._validation import describe, require_callable
-from ..coroutines import ContextCoroutine, _as_exception
+from ..coroutines import _as_exception
 from ..errors import InvalidArgTypeError
 
 __all__ = ["BoundAsyncGenerator", "BoundGenerator", "bind_generator", "bound_generator"]
@@ -45,19 +45,25 @@ class BoundGenerator(Generator[Y, S, R]):
     such as ``gi_frame`` or ``__name__`` are the wrapped generator's.
     """
 
-    __slots__ = ("_context", "_gen")
+    __slots__ = ("_context", "_gen", "_next", "_run")
 
     def __init__(self, gen: Generator[Y, S, R], context: Context) -> None:
         self._gen = gen
         self._context = context
+        # Bound once, so that a step is one Context.run of a C method.
+        self._run = context.run
+        self._next = gen.__next__
+
+    def __next__(self) -> Y:
+        try:
+            return self._run(self._next)
+        except RuntimeError:
+            if _is_running(self._gen):
+                return self._next()  # raises the generator's own error; see _step
+            raise
 
     def send(self, value: S, /) -> Y:
-        gen = self._gen
-        if _is_running(gen):
-            # Let the generator raise its own "already executing" error rather
-            # than Context.run's "already entered", which would mislead.
-            return gen.send(value)
-        return self._context.run(gen.send, value)
+        return self._step(self._gen.send, value)  # type: ignore[no-any-return]
 
     def throw(
         self,
@@ -66,22 +72,23 @@ class BoundGenerator(Generator[Y, S, R]):
         tb: TracebackType | None = None,
         /,
     ) -> Y:
-        gen = self._gen
-        error = _as_exception(typ, val, tb)
-        if _is_running(gen):
-            return gen.throw(error)
-        return self._context.run(gen.throw, error)
+        return self._step(self._gen.throw, _as_exception(typ, val, tb))  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        gen = self._gen
-        if _is_running(gen):
-            gen.close()
-            return
         # The generator's finally blocks run here: they see its own context.
-        self._context.run(gen.close)
+        self._step(self._gen.close)
 
-    def __next__(self) -> Y:
-        return self.send(None)  # type: ignore[arg-type]
+    def _step(self, method: Callable[..., Any], /, *args: Any) -> Any:
+        try:
+            return self._run(method, *args)
+        except RuntimeError:
+            # Context.run refuses a context that is already entered: the
+            # generator is running (re-entered, or stepped from a second
+            # thread). Let it raise its own "already executing" ValueError
+            # rather than a misleading "context already entered".
+            if _is_running(self._gen):
+                return method(*args)
+            raise
 
     def __iter__(self) -> BoundGenerator[Y, S, R]:
         return self
@@ -101,6 +108,46 @@ class BoundGenerator(Generator[Y, S, R]):
 
     def __repr__(self) -> str:
         return f"<BoundGenerator {self._gen!r}>"
+
+
+class _StepInContext(Coroutine[Any, Any, R]):
+    """The awaitable of one async generator step, driven inside ``context``.
+
+    ContextCoroutine does the same with more options (resource scopes); this
+    one is the lean version for a path taken at every ``async for`` item:
+    ``await`` calls ``__next__``, which is one Context.run of a C method.
+    """
+
+    __slots__ = ("_run", "_send", "_step")
+
+    def __init__(self, step: Coroutine[Any, Any, R], context: Context) -> None:
+        self._step = step
+        self._send = step.send
+        self._run = context.run
+
+    def __next__(self) -> Any:
+        return self._run(self._send, None)
+
+    def send(self, value: Any, /) -> Any:
+        return self._run(self._send, value)
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: BaseException | object = None,
+        tb: TracebackType | None = None,
+        /,
+    ) -> Any:
+        return self._run(self._step.throw, _as_exception(typ, val, tb))
+
+    def close(self) -> None:
+        self._run(self._step.close)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self
+
+    def __iter__(self) -> _StepInContext[R]:
+        return self
 
 
 class BoundAsyncGenerator(AsyncGenerator[Y, S]):
@@ -125,12 +172,12 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
     def __anext__(self) -> Coroutine[Any, Any, Y]:
         if not self._hooks_done:
             return self._first_call(self._agen.__anext__)
-        return ContextCoroutine(self._agen.__anext__(), self._context)
+        return _StepInContext(self._agen.__anext__(), self._context)
 
     def asend(self, value: S, /) -> Coroutine[Any, Any, Y]:
         if not self._hooks_done:
             return self._first_call(self._agen.asend, value)
-        return ContextCoroutine(self._agen.asend(value), self._context)
+        return _StepInContext(self._agen.asend(value), self._context)
 
     def athrow(
         self,
@@ -142,12 +189,12 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
         error = _as_exception(typ, val, tb)
         if not self._hooks_done:
             return self._first_call(self._agen.athrow, error)
-        return ContextCoroutine(self._agen.athrow(error), self._context)
+        return _StepInContext(self._agen.athrow(error), self._context)
 
     def aclose(self) -> Coroutine[Any, Any, None]:
         if not self._hooks_done:
             return self._first_call(self._agen.aclose)
-        return ContextCoroutine(self._agen.aclose(), self._context)
+        return _StepInContext(self._agen.aclose(), self._context)
 
     def _first_call(
         self, method: Callable[..., Coroutine[Any, Any, R]], *args: Any
@@ -173,7 +220,7 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
         firstiter, finalizer = sys.get_asyncgen_hooks()
         if firstiter is None and finalizer is None:
             # No loop is watching async generators: nothing to redirect.
-            return ContextCoroutine(method(*args), self._context)
+            return _StepInContext(method(*args), self._context)
         context = self._context
         sys.set_asyncgen_hooks(
             firstiter=_register_wrapper(firstiter, self),
@@ -183,7 +230,7 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
             awaitable = method(*args)
         finally:
             sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
-        return ContextCoroutine(awaitable, context)
+        return _StepInContext(awaitable, context)
 
     if not TYPE_CHECKING:  # hidden from mypy, which would then take us for any type
 
