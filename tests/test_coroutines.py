@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import types
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from contextvars import copy_context
@@ -430,3 +431,31 @@ def test_a_store_carrying_coroutine_reports_the_ids_of_the_code_driving_it(runne
         (first_driver.async_id(), "inside"),
         (second_driver.async_id(), "inside"),
     ]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in Python 3.12")
+def test_eager_tasks_keep_the_context_of_a_wrapped_coroutine(
+    run_async: RunAsync, loop_name: str
+) -> None:
+    if loop_name == "uvloop" and sys.version_info >= (3, 13):
+        # uvloop 0.23 passes eager_start to the factory, which 3.13's refuses,
+        # with or without this library.
+        pytest.skip("uvloop cannot use asyncio.eager_task_factory on Python 3.13")
+    als: AsyncLocalStorage[str] = AsyncLocalStorage()
+    eager_task_factory = getattr(asyncio, "eager_task_factory")  # noqa: B009 - absent on 3.11
+
+    async def body(tag: str) -> list[str | None]:
+        seen = [als.get_store()]  # runs inside create_task, eagerly
+        await asyncio.sleep(0)
+        seen.append(als.get_store())
+        return [*seen, tag]
+
+    async def main() -> tuple[list[str | None], list[str | None], str | None]:
+        asyncio.get_running_loop().set_task_factory(eager_task_factory)
+        als.enter_with("caller")
+        task = asyncio.create_task(als.run("eager", body, "t"))
+        assert als.get_store() == "caller"
+        nested = await asyncio.create_task(als.exit(body, "exit"))
+        return await task, nested, als.get_store()
+
+    assert run_async(main) == (["eager", "eager", "t"], [None, None, "exit"], "caller")
