@@ -125,6 +125,8 @@ def test_hostile_headers_are_skipped_with_a_warning(worker: Path) -> None:
         {STORES_HEADER: "not a mapping"},
         {STORES_HEADER: {"no_such_store": "1", "celery_tenant": "{not json"}},
         {REQUEST_ID_HEADER: "bad id\nforged log line"},
+        # A request id among the stores is checked like the header.
+        {STORES_HEADER: {"request_id": '"second\\nforgery"'}},
     ]
     for headers in bad_headers:
         seen = run(tasks.read_context, headers=headers)
@@ -133,8 +135,9 @@ def test_hostile_headers_are_skipped_with_a_warning(worker: Path) -> None:
     assert "is not a mapping of str to str" in log
     assert "'no_such_store'" in log
     assert "'celery_tenant' does not load" in log
-    assert "is not a valid request id" in log
-    assert log.count("StoreSerializationWarning") >= 4
+    assert "the request id in the Celery headers is not valid: 'bad id" in log
+    assert "not valid: 'second\\nforgery'" in log
+    assert log.count("StoreSerializationWarning") >= 5
 
 
 def _read_log_when(log_path: Path, text: str) -> str:
@@ -149,6 +152,16 @@ def test_send_task_by_name_carries_context_headers(worker: Path) -> None:
         result = tasks.app.send_task("context.read_context", headers=context_headers())
     seen = result.get(timeout=RESULT_TIMEOUT)
     assert (seen["tenant"], seen["request_id"]) == ("by name", "req-by-name")
+
+
+def test_a_request_id_among_the_stores_is_a_checked_fallback(worker: Path) -> None:
+    seen = run(tasks.read_context, headers={STORES_HEADER: {"request_id": '"req-in-stores"'}})
+    assert seen["request_id"] == "req-in-stores"
+    seen = run(
+        tasks.read_context,
+        headers={STORES_HEADER: {"request_id": '"ignored"'}, REQUEST_ID_HEADER: "req-header"},
+    )
+    assert seen["request_id"] == "req-header"
 
 
 def test_headers_passed_by_the_caller_win(worker: Path) -> None:

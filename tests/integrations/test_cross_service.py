@@ -91,9 +91,10 @@ def service_a(b_url: str) -> fastapi.FastAPI:
     return app
 
 
-@pytest.fixture
-def services(loop_name: str) -> Iterator[tuple[str, str]]:
-    loop = "uvloop" if loop_name == "uvloop" else "asyncio"
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def services(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """Both services, on the stdlib loop or on uvloop; shared by the module's tests."""
+    loop: str = request.param
     with (
         uvicorn_server(service_b(), loop=loop) as b_url,
         uvicorn_server(service_a(b_url), loop=loop) as a_url,

@@ -58,6 +58,8 @@ def context_headers() -> dict[str, Any]:
     """
     headers: dict[str, Any] = {}
     stores = export_stores(Crossing.REMOTE)
+    # The request id travels in its own header, checked on arrival.
+    stores.pop(request_id.name, None)
     if stores:
         headers[STORES_HEADER] = stores
     current_id = request_id.get_store()
@@ -106,8 +108,13 @@ class ContextTask(Task):  # type: ignore[misc]  # Task is untyped (Any)
 def _entered(request: Any) -> Iterator[None]:
     """Enter the stores and request id carried by ``request``'s headers."""
     task = f"task {request.task}[{request.id}]"
-    carrier = _read_stores_header(request.get(STORES_HEADER), task)
+    carrier = dict(_read_stores_header(request.get(STORES_HEADER), task))
+    # Never entered unchecked: a request id among the stores (from a sender
+    # other than ContextTask) is only a fallback for the request-id header.
+    id_text = carrier.pop(request_id.name, None)
     carried_id = _read_request_id_header(request.get(REQUEST_ID_HEADER), task)
+    if carried_id is None and id_text is not None:
+        carried_id = _read_request_id_header(_load_request_id(id_text), task)
     with import_stores(carrier, Crossing.REMOTE):
         if carried_id is None:
             yield
@@ -132,6 +139,14 @@ def _read_stores_header(value: object, task: str) -> Mapping[str, str]:
     return {}
 
 
+def _load_request_id(text: str) -> object:
+    serializer = request_id.serializer
+    try:
+        return text if serializer is None else serializer.loads(text)
+    except Exception:
+        return text  # reported as an invalid id by the caller
+
+
 def _read_request_id_header(value: object, task: str) -> str | None:
     if value is None:
         return None
@@ -139,7 +154,7 @@ def _read_request_id_header(value: object, task: str) -> str | None:
         return value
     shown = repr(value)[:60]
     warnings.warn(
-        f"{task}: Celery header {REQUEST_ID_HEADER!r} is not a valid request id: {shown}; ignored",
+        f"{task}: the request id in the Celery headers is not valid: {shown}; ignored",
         StoreSerializationWarning,
         stacklevel=2,
     )

@@ -3,7 +3,8 @@
 Two headers, read back by the server middlewares of this package:
 
 * ``baggage`` (W3C): every store whose policy includes ``Crossing.REMOTE``
-  and that has a value here, serialized with its own serializer;
+  and that has a value here, serialized with its own serializer (except the
+  request id, which has its own header);
 * ``X-Request-ID`` (or the name you choose): the current request id.
 
 The client integrations (httpx, requests, aiohttp) call
@@ -13,6 +14,7 @@ other client can call it too, on whatever mutable headers mapping it has.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import MutableMapping
 
 from ..errors import InvalidBaggageError
@@ -33,12 +35,23 @@ def outgoing_headers(*, request_id_header: str = DEFAULT_HEADER) -> dict[str, st
     """
     headers: dict[str, str] = {}
     stores = export_stores(Crossing.REMOTE)
+    # The request id has a header of its own, which every proxy and log
+    # pipeline knows; carrying it twice would only give two places to disagree.
+    stores.pop(request_id.name, None)
     if stores:
-        headers[BAGGAGE_HEADER] = encode_baggage(stores)
+        headers[BAGGAGE_HEADER] = _encode(tuple(stores.items()))
     current_id = request_id.get_store()
     if current_id is not None:
         headers[request_id_header] = current_id
     return headers
+
+
+@functools.lru_cache(maxsize=256)
+def _encode(members: tuple[tuple[str, str], ...]) -> str:
+    # The same few store values go out again and again (every call a request
+    # makes, every request of a tenant); their texts are immutable str, so the
+    # encoded header can be reused safely. Errors are raised, never cached.
+    return encode_baggage(dict(members))
 
 
 def add_outgoing_headers(
