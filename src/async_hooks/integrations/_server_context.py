@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 from .._store_policy import registry
 from .._validation import describe, require_callable
@@ -97,16 +98,21 @@ def _reject(what: str, value: str) -> None:
     )
 
 
-@contextmanager
 def request_context(
     incoming_id: str | None, baggage: str | None, options: RequestContextOptions
-) -> Iterator[str]:
-    """Enter the request's stores for the block; yields the request id."""
+) -> AbstractContextManager[str]:
+    """Enter the request's stores for the block; ``as`` gives the request id."""
     if baggage is None or not options.read_baggage:
-        chosen_id = choose_request_id(incoming_id, options)
-        with request_id.with_scope(chosen_id):
-            yield chosen_id
-        return
+        # The common case, on every request: one store scope and nothing else.
+        scope = request_id.with_scope(choose_request_id(incoming_id, options))
+        return cast("AbstractContextManager[str]", scope)
+    return _request_context_with_baggage(incoming_id, baggage, options)
+
+
+@contextmanager
+def _request_context_with_baggage(
+    incoming_id: str | None, baggage: str, options: RequestContextOptions
+) -> Iterator[str]:
     carrier, id_from_baggage = incoming_stores(baggage)
     chosen_id = choose_request_id(incoming_id, options, from_baggage=id_from_baggage)
     # The request id is entered last, inside: it is never taken unchecked

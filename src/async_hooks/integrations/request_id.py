@@ -8,8 +8,8 @@ that arrives from outside is untrusted input: it is used only when
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from ..propagation import JSON, Crossing
 from ..storage import AsyncLocalStorage
@@ -37,8 +37,15 @@ request_id: AsyncLocalStorage[str] = AsyncLocalStorage(
 
 
 def new_request_id() -> str:
-    """A fresh random request id (32 lowercase hex digits, uuid4)."""
-    return uuid.uuid4().hex
+    """A fresh random request id: a random (version 4) UUID as 32 lowercase hex digits.
+
+    The same value as ``uuid.uuid4().hex``, built without the UUID object,
+    which costs as much again as the random bytes, on every request.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def is_valid_request_id(value: str) -> bool:
