@@ -138,3 +138,21 @@ def test_an_empty_context_is_at_top_level() -> None:
     from contextvars import Context
 
     assert Context().run(execution_async_id) == 1
+
+
+def test_a_snapshot_carries_stores_but_the_caller_s_ids() -> None:
+    # As in Node, a snapshot restores stores only: executionAsyncId() inside
+    # a snapshot call is the caller's, where a bound function reports its own
+    # resource's (DESIGN 3.6).
+    als: AsyncLocalStorage[str] = AsyncLocalStorage()
+    taken_in = als.run("captured", AsyncResource, "TakenIn")
+    runner = taken_in.run_in_async_scope(AsyncLocalStorage.snapshot)
+
+    def read() -> tuple[int, int, str | None]:
+        return execution_async_id(), trigger_async_id(), als.get_store()
+
+    assert runner(read) == (1, 0, "captured")
+    caller = AsyncResource("Caller")
+    assert caller.run_in_async_scope(runner, read) == (caller.async_id(), 1, "captured")
+    # Called where it was taken, it is the same scope, of course.
+    assert taken_in.run_in_async_scope(runner, read) == (taken_in.async_id(), 1, "captured")

@@ -25,6 +25,7 @@ from .coroutines import (
     is_foreign_coroutine_type,
 )
 from .errors import InvalidArgTypeError
+from .execution import current_frame
 
 __all__ = ["AsyncLocalStorage", "SnapshotRunner", "StoreScope", "isolated"]
 
@@ -201,9 +202,15 @@ class AsyncLocalStorage(Generic[T]):
         context, so calls do not see each other's changes and may nest.
         """
         copy_captured = copy_context().copy
+        captured_frame = current_frame.get()
 
         def run_in_snapshot(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
             context = copy_captured()
+            frame = current_frame.get()
+            if frame is not captured_frame:
+                # A snapshot restores stores, not an execution scope (as in
+                # Node): inside, the ids stay the caller's.
+                context.run(current_frame.set, frame)
             try:
                 result = (
                     context.run(call_with, fn, args, kwargs) if args or kwargs else context.run(fn)
