@@ -16,9 +16,15 @@ Modes: ``plain`` (async_hooks not imported), ``imported`` (imported, no hook
 enabled; Python only), ``init`` (one hook with a no-op ``init``) and ``all``
 (one hook with no-op ``init``, ``before``, ``after`` and ``destroy``).
 
-Every timing is a fresh process (so that "not imported" is real), the modes
-of a workload alternate within each repetition (in a rotating order), and
-the table shows the median time of each mode and its ratio to ``plain``.
+What is measured is CPU time (user + system) of the process doing the work:
+the worker for ``tasks`` and ``callbacks`` (median of three runs after a
+warm-up), the server for ``http`` (it reports its own CPU seconds before and
+after the timed load). On a machine shared with other work, wall time
+swings with the neighbours' load; the CPU a process spends on its own work
+does much less. Every timing is a fresh process (so that "not imported" is
+real), the modes of a workload alternate within each repetition (in a
+rotating order), and the table shows the median of each mode and its ratio
+to ``plain``.
 """
 
 from __future__ import annotations
@@ -130,15 +136,15 @@ async def run_callbacks(count: int) -> None:
 def time_in_worker(
     workload: Callable[[int], Coroutine[Any, Any, None]], size: int, loop: str
 ) -> float:
-    """Warm up on a fifth of the size, then the median of three timed runs; seconds."""
+    """Warm up on a fifth of the size, then the median CPU seconds of three timed runs."""
 
     async def main() -> float:
         await workload(max(1, size // 5))
         timings = []
         for _ in range(3):
-            start = time.perf_counter()
+            start = time.process_time()
             await workload(size)
-            timings.append(time.perf_counter() - start)
+            timings.append(time.process_time() - start)
         return statistics.median(timings)
 
     with asyncio.Runner(loop_factory=lambda: new_loop(loop)) as runner:
@@ -146,13 +152,21 @@ def time_in_worker(
 
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+# Asked by the load generator before and after the timed load: the server's
+# own CPU seconds so far, as the body.
+CPU_PATH = b"GET /cpu "
+
+
+def cpu_response() -> bytes:
+    body = repr(time.process_time()).encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
 async def handle_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(RESPONSE)
+            head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(cpu_response() if head.startswith(CPU_PATH) else RESPONSE)
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
@@ -193,8 +207,8 @@ def worker(workload: str, loop: str, mode: str, size: int) -> None:
 # -- the load generator, run in the orchestrating process ------------------------
 
 
-async def load_http(port: int, requests: int, connections: int) -> float:
-    """Seconds for ``requests`` keep-alive GETs over ``connections`` connections."""
+async def load_http(port: int, requests: int, connections: int) -> None:
+    """Send ``requests`` keep-alive GETs over ``connections`` connections."""
     request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     remaining = [requests]
 
@@ -209,9 +223,25 @@ async def load_http(port: int, requests: int, connections: int) -> float:
         finally:
             writer.close()
 
-    start = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(connections)))
-    return time.perf_counter() - start
+
+
+async def server_cpu_seconds(port: int) -> float:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /cpu HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        return float(await reader.readexactly(content_length(head)))
+    finally:
+        writer.close()
+
+
+async def load_and_measure(port: int, sizes: Sizes) -> float:
+    """Warm the server up, then the server's CPU seconds spent on the timed load."""
+    await load_http(port, max(100, sizes.requests // 10), sizes.connections)
+    before = await server_cpu_seconds(port)
+    await load_http(port, sizes.requests, sizes.connections)
+    return await server_cpu_seconds(port) - before
 
 
 def content_length(head: bytes) -> int:
@@ -223,7 +253,7 @@ def content_length(head: bytes) -> int:
 
 
 def measure_http(command: Sequence[str], sizes: Sizes) -> float:
-    """Start a server process, warm it up, time the load, stop it; seconds."""
+    """Start a server process, load it, stop it; its CPU seconds for the timed load."""
     server = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=HERE
     )
@@ -233,8 +263,7 @@ def measure_http(command: Sequence[str], sizes: Sizes) -> float:
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(load_http(port, max(100, sizes.requests // 10), sizes.connections))
-            return runner.run(load_http(port, sizes.requests, sizes.connections))
+            return runner.run(load_and_measure(port, sizes))
     finally:
         assert server.stdin is not None
         server.stdin.close()
@@ -254,7 +283,7 @@ def node_binary() -> Path | None:
 
 @dataclass
 class Series:
-    """The timings of one workload on one runtime, by mode, in run order."""
+    """The CPU seconds of one workload on one runtime, by mode, in run order."""
 
     runtime: str
     workload: str
@@ -313,7 +342,7 @@ def report(all_series: list[Series], sizes: Sizes) -> str:
         f"{sizes.requests:,} HTTP requests over {sizes.connections} connections; "
         f"{sizes.repeats} interleaved repeats, fresh process per timing",
         "",
-        "| workload | runtime | plain (s) | mode | median (s) | ratio to plain | "
+        "| workload | runtime | plain (CPU s) | mode | median (CPU s) | ratio to plain | "
         "per-repeat ratios |",
         "|---|---|---:|---|---:|---:|---|",
     ]
