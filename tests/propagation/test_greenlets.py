@@ -17,7 +17,7 @@ import gevent.pool  # type: ignore[import-untyped]
 import pytest
 from greenlet import greenlet  # type: ignore[import-untyped]
 
-from async_hooks import AsyncLocalStorage
+from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.errors import InvalidArgTypeError
 from async_hooks.propagation.greenlets import (
     ContextGreenlet,
@@ -207,3 +207,21 @@ def test_under_monkey_patching_spawned_greenlets_keep_their_request() -> None:
     assert report["patched"] is True
     assert report["results"]["bare"] == [["-", None]] * 3
     assert report["results"]["helper"] == [[f"request-{n}", f"request-{n}"] for n in (1, 2, 3)]
+
+
+def test_greenlets_follow_the_stores_thread_policy() -> None:
+    private: AsyncLocalStorage[str] = AsyncLocalStorage(
+        name="greenlet-private", default="unset", crosses=Crossing.NONE
+    )
+
+    def both() -> tuple[str | None, str | None]:
+        return request.get_store(), private.get_store()
+
+    def spawner() -> tuple[Any, Any]:
+        private.enter_with("stays with its owner")
+        raw = greenlet_in_context(both).switch()
+        job = spawn(both)
+        job.join(timeout=5)
+        return raw, job.value
+
+    assert request.run("shared", spawner) == (("shared", "unset"), ("shared", "unset"))

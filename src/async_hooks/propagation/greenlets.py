@@ -9,6 +9,10 @@ new greenlet a copy of the spawner's context, captured per spawn: the
 greenlet sees the spawner's stores, what it enters stays its own, and two
 greenlets never see each other's values however they switch.
 
+A greenlet is a thread of execution of its own, so the stores' policy for
+``Crossing.THREADS`` applies: a store declared ``crosses=Crossing.NONE``
+reads as its default in the new greenlet, as it would in a new thread.
+
 Nothing here monkey-patches anything; the helpers work the same with or
 without ``gevent.monkey.patch_all()``.
 """
@@ -16,10 +20,11 @@ without ``gevent.monkey.patch_all()``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import copy_context
 from typing import Any
 
+from .._store_policy import Crossing
 from .._validation import require_callable
+from .policy import capture_context
 
 try:
     # Neither library ships type information: both are Any to the checker.
@@ -37,11 +42,13 @@ __all__ = ["ContextGreenlet", "greenlet_in_context", "spawn", "spawn_later"]
 def greenlet_in_context(run: Callable[..., Any], parent: greenlet | None = None) -> greenlet:
     """A new (not yet started) greenlet that runs ``run`` in a copy of the current context.
 
+    The copy follows the stores' policy for ``Crossing.THREADS``.
+
     Start it as any greenlet, with ``switch(*args, **kwargs)``.
     """
     require_callable(run, "run")
     child = greenlet(run, parent) if parent is not None else greenlet(run)
-    child.gr_context = copy_context()
+    child.gr_context = capture_context(Crossing.THREADS)
     return child
 
 
@@ -55,7 +62,7 @@ class ContextGreenlet(gevent.Greenlet):  # type: ignore[misc]  # gevent ships no
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.gr_context = copy_context()
+        self.gr_context = capture_context(Crossing.THREADS)
 
 
 def spawn(run: Callable[..., Any], /, *args: Any, **kwargs: Any) -> ContextGreenlet:
