@@ -199,6 +199,14 @@ def test_eager_run_sees_what_a_worker_would_see() -> None:
         assert tasks.plain_var.get() is None
 
 
+def test_a_context_task_called_as_a_function_runs_in_a_copy_of_the_callers_context() -> None:
+    with tasks.tenant.with_scope("acme"), tasks.local_only.with_scope("private"):
+        seen = tasks.read_context()
+        tasks.set_plain_var("inside")
+    assert (seen["tenant"], seen["local_only"], seen["task_id"]) == ("acme", "private", None)
+    assert tasks.plain_var.get() is None
+
+
 def test_context_task_is_a_celery_task() -> None:
     assert issubclass(ContextTask, Task)
     assert isinstance(tasks.read_context, ContextTask)

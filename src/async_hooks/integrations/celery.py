@@ -100,21 +100,24 @@ class ContextTask(Task):  # type: ignore[misc]  # Task is untyped (Any)
         return context.run(self._run_with_stores, request, args, kwargs)
 
     def _run_with_stores(self, request: Any, args: Any, kwargs: Any) -> Any:
-        with _entered(request):
+        with _entered(request, f"task {self.name}[{request.id}]"):
             return super().__call__(*args, **kwargs)
 
 
 @contextlib.contextmanager
-def _entered(request: Any) -> Iterator[None]:
-    """Enter the stores and request id carried by ``request``'s headers."""
-    task = f"task {request.task}[{request.id}]"
+def _entered(request: Any, task: str) -> Iterator[None]:
+    """Enter the stores and request id carried by ``request``'s headers.
+
+    ``request`` is Celery's request of this run (an empty one when the task
+    is called as a plain function); ``task`` names the run in warnings.
+    """
     carrier = dict(_read_stores_header(request.get(STORES_HEADER), task))
     # Never entered unchecked: a request id among the stores (from a sender
     # other than ContextTask) is only a fallback for the request-id header.
     id_text = carrier.pop(request_id.name, None)
-    carried_id = _read_request_id_header(request.get(REQUEST_ID_HEADER), task)
+    carried_id = _checked_request_id(request.get(REQUEST_ID_HEADER), task)
     if carried_id is None and id_text is not None:
-        carried_id = _read_request_id_header(_load_request_id(id_text), task)
+        carried_id = _checked_request_id(_load_request_id(id_text), task)
     with import_stores(carrier, Crossing.REMOTE):
         if carried_id is None:
             yield
@@ -147,7 +150,7 @@ def _load_request_id(text: str) -> object:
         return text  # reported as an invalid id by the caller
 
 
-def _read_request_id_header(value: object, task: str) -> str | None:
+def _checked_request_id(value: object, task: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, str) and is_valid_request_id(value):
