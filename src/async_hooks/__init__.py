@@ -6,7 +6,10 @@ was created; ``create_hook`` watches the life of every asynchronous resource.
 See README.md for the map from Node's names to these.
 """
 
+# Imported for its effect: asyncio, uvloop and threads are tracked while a hook is enabled.
+from . import runtime as _runtime  # noqa: F401
 from ._store_policy import Crossing
+from .diagnostics import ActiveResource, get_active_resources, get_active_resources_info
 from .errors import AsyncHooksError
 from .execution import execution_async_id, execution_async_resource, trigger_async_id
 from .hooks import AsyncHook, create_hook
@@ -15,6 +18,7 @@ from .resource import AsyncResource
 from .storage import AsyncLocalStorage, isolated
 
 __all__ = [
+    "ActiveResource",
     "AsyncHook",
     "AsyncHooksError",
     "AsyncLocalStorage",
@@ -23,6 +27,8 @@ __all__ = [
     "create_hook",
     "execution_async_id",
     "execution_async_resource",
+    "get_active_resources",
+    "get_active_resources_info",
     "install",
     "isolated",
     "trigger_async_id",

@@ -1,0 +1,5 @@
+"""Tools on top of the lifecycle: what is still running, and why."""
+
+from .active import ActiveResource, get_active_resources, get_active_resources_info
+
+__all__ = ["ActiveResource", "get_active_resources", "get_active_resources_info"]

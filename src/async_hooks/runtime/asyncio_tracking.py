@@ -1,0 +1,487 @@
+"""Lifecycle events for asyncio's own resources, on the stdlib loop and on uvloop.
+
+While a hook is enabled, the loop methods that create resources are
+replaced on the loop *classes* (``asyncio.BaseEventLoop`` and, when it is
+installed, ``uvloop.Loop``), so loops that already run are tracked too:
+
+* ``create_task``: the coroutine is driven through :class:`TaskCoroutine`,
+  which emits ``before``/``after`` around each step of the task, and
+  ``promise_resolve`` + ``destroy`` when its last step ends. Every way of
+  creating a task goes through ``loop.create_task`` (``asyncio.create_task``,
+  ``ensure_future``, ``gather``, ``TaskGroup``, ``run_coroutine_threadsafe``),
+  and an installed task factory, eager or not, is called by it, so the
+  factory is chained, not replaced.
+* ``create_future`` returns a :class:`Future` (a subclass named like
+  asyncio's) whose ``set_result``/``set_exception``/``cancel`` emit
+  ``promise_resolve`` and ``destroy``.
+* ``call_soon``, ``call_soon_threadsafe``, ``call_later`` and ``call_at``
+  wrap the callback in a :class:`TrackedCallback` that emits
+  ``before``/``after`` around it and ``destroy`` after it.
+* ``run_in_executor`` submits an :class:`ExecutorJob`.
+
+Every resource's callbacks run with the resource's frame current, so
+``execution_async_id()`` and friends name it there. All of it is undone,
+to the identical original objects, when the last hook is disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Generator
+from contextvars import Context, copy_context
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .. import hooks
+from ..coroutines import is_coroutine
+from ..execution import current_frame
+from .patching import Patches
+from .registry import TrackedResource, finish, forget, track
+
+__all__ = [
+    "ExecutorJob",
+    "Future",
+    "TaskCoroutine",
+    "TrackedCallback",
+    "patch_asyncio",
+    "unpatch_asyncio",
+]
+
+T = TypeVar("T")
+
+_patches = Patches()
+
+
+# -- tasks ---------------------------------------------------------------------
+
+
+class TaskCoroutine(Coroutine[Any, Any, T]):
+    """The coroutine a tracked task drives: the user's, with events around each step.
+
+    ``task.get_coro()`` returns this wrapper while tracking is on; it forwards
+    every attribute it does not define (``cr_frame``, ``__qualname__``, ...)
+    to the user's coroutine, which is also ``__wrapped__``, so the task's
+    repr, ``get_stack()`` and debuggers see the user's code.
+    """
+
+    __slots__ = ("_coro", "_record", "_sets_frame")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], record: TrackedResource, sets_frame: bool):
+        self._coro = coro
+        self._record = record
+        # False when the task runs in a context of our own that already holds
+        # the frame; True when it runs in a context we must not change.
+        self._sets_frame = sets_frame
+
+    @property
+    def __wrapped__(self) -> Coroutine[Any, Any, T]:
+        return self._coro
+
+    def send(self, value: Any, /) -> Any:
+        return self._step(self._coro.send, value)
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: BaseException | object = None,
+        tb: TracebackType | None = None,
+        /,
+    ) -> Any:
+        return self._step(self._coro.throw, _as_exception(typ, val, tb))
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def _step(self, method: Callable[[Any], Any], argument: Any) -> Any:
+        record = self._record
+        if not record.initialized:
+            # An eager task (3.12+): its first step runs inside the Task
+            # constructor, before create_task could name the task. It is
+            # already the current task, so init can still come first.
+            record.attach(asyncio.current_task())
+        token = current_frame.set(record) if self._sets_frame else None
+        async_id = record.async_id
+        if hooks.registry.before:
+            hooks.emit_before(async_id)
+        try:
+            result = method(argument)
+        except BaseException:
+            # The coroutine ended (returned, raised or was cancelled): the
+            # task takes this outcome as its result right after this step.
+            if hooks.registry.promise_resolve:
+                hooks.emit_promise_resolve(async_id)
+            self._end_step(token)
+            finish(record)
+            raise
+        self._end_step(token)
+        return result
+
+    def _end_step(self, token: Any) -> None:
+        if hooks.registry.after:
+            hooks.emit_after(self._record.async_id)
+        if token is not None:
+            current_frame.reset(token)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def __iter__(self) -> TaskCoroutine[T]:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._coro, name)
+
+    def __repr__(self) -> str:
+        return repr(self._coro)
+
+
+def _as_exception(
+    typ: type[BaseException] | BaseException, val: object, tb: TracebackType | None
+) -> BaseException:
+    if isinstance(typ, BaseException):
+        error = typ
+    elif isinstance(val, BaseException):
+        error = val
+    else:
+        error = typ() if val is None else typ(val)
+    return error if tb is None else error.with_traceback(tb)
+
+
+def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable[..., Any]:
+    def create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        if not is_coroutine(coro) or type(coro) is TaskCoroutine:
+            return original(self, coro, **kwargs)
+        record = track()
+        context: Context | None = kwargs.get("context")
+        sets_frame = True
+        if context is None and self.get_task_factory() is None:
+            # A context of the task's own with its frame already inside: its
+            # steps then see their ids with no work per step. (A factory may
+            # not accept `context`, so with one installed the steps set it.)
+            context = copy_context()
+            context.run(current_frame.set, record)
+            kwargs["context"] = context
+            sets_frame = False
+        wrapped = TaskCoroutine(coro, record, sets_frame)
+        try:
+            task = original(self, wrapped, **kwargs)
+        except BaseException:
+            if not record.initialized:
+                forget(record)
+            raise
+        record.attach(task)
+        if context is None and sys.version_info >= (3, 12):
+            context = task.get_context()
+        record.context = context
+        return task
+
+    return create_task
+
+
+# -- futures -------------------------------------------------------------------
+
+
+class Future(asyncio.Future[T]):
+    """The future ``loop.create_future()`` returns while tracking.
+
+    An ``asyncio.Future`` in every respect (``isinstance`` holds, its repr is
+    the same); resolving it emits ``promise_resolve`` then ``destroy``.
+    """
+
+    _async_hooks_record: TrackedResource | None = None
+
+    def set_result(self, result: T, /) -> None:
+        super().set_result(result)
+        self._resolved()
+
+    def set_exception(self, exception: type | BaseException, /) -> None:
+        super().set_exception(exception)
+        self._resolved()
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        cancelled = super().cancel(msg)
+        if cancelled:
+            self._resolved()
+        return cancelled
+
+    def _resolved(self) -> None:
+        record = self._async_hooks_record
+        if record is None:
+            return
+        self._async_hooks_record = None
+        if hooks.registry.promise_resolve:
+            hooks.emit_promise_resolve(record.async_id)
+        finish(record)
+
+
+def _tracked_create_future(_original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_future(self: asyncio.AbstractEventLoop) -> Future[Any]:
+        record = track()
+        future: Future[Any] = Future(loop=self)
+        future._async_hooks_record = record
+        record.context = copy_context()
+        record.attach(future)
+        return future
+
+    return create_future
+
+
+# -- handles and timers --------------------------------------------------------
+
+# The callbacks a task schedules to run its own steps: the task's before and
+# after already cover them, so they are not resources of their own.
+_TASK_STEP_NAMES = frozenset({"task_wakeup", "_Task__step", "_Task__wakeup", "__step", "__wakeup"})
+
+
+def _is_task_step(callback: object) -> bool:
+    if type(callback).__name__ == "TaskStepMethWrapper":
+        return True
+    return getattr(callback, "__name__", None) in _TASK_STEP_NAMES and isinstance(
+        getattr(callback, "__self__", None), asyncio.Task
+    )
+
+
+class TrackedCallback:
+    """The callback a tracked handle runs: the user's, between ``before`` and ``after``."""
+
+    __slots__ = ("_ready", "callback", "record")
+
+    def __init__(self, callback: Callable[..., object], record: TrackedResource) -> None:
+        self.callback = callback
+        self.record = record
+        # Set when the handle may run in another thread before init was emitted.
+        self._ready: threading.Event | None = None
+
+    def __call__(self, *args: Any) -> None:
+        if self._ready is not None:
+            self._ready.wait()
+        record = self.record
+        token = current_frame.set(record)
+        try:
+            if hooks.registry.before:
+                hooks.emit_before(record.async_id)
+            try:
+                self.callback(*args)
+            finally:
+                if hooks.registry.after:
+                    hooks.emit_after(record.async_id)
+        finally:
+            current_frame.reset(token)
+            finish(record)
+
+    def __repr__(self) -> str:
+        return repr(self.callback)
+
+
+def _schedule(
+    original: Callable[..., Any],
+    loop: asyncio.AbstractEventLoop,
+    leading: tuple[Any, ...],
+    callback: Any,
+    args: tuple[Any, ...],
+    context: Context | None,
+    *,
+    threadsafe: bool = False,
+) -> Any:
+    if type(callback) is TrackedCallback or _is_task_step(callback) or not callable(callback):
+        # Already ours (call_later calls call_at), a task's own step, or an
+        # error the loop reports in its own words.
+        return original(loop, *leading, callback, *args, context=context)
+    record = track()
+    tracked = TrackedCallback(callback, record)
+    if context is None:
+        context = copy_context()
+    record.context = context
+    ready = tracked._ready = threading.Event() if threadsafe else None
+    try:
+        handle = original(loop, *leading, tracked, *args, context=context)
+    except BaseException:
+        forget(record)
+        raise
+    finally:
+        if ready is not None:
+            ready.set()
+    record.attach(handle)
+    return handle
+
+
+def _tracked_call_soon(original: Callable[..., Any]) -> Callable[..., Any]:
+    def call_soon(
+        self: asyncio.AbstractEventLoop, callback: Any, *args: Any, context: Context | None = None
+    ) -> Any:
+        return _schedule(original, self, (), callback, args, context)
+
+    return call_soon
+
+
+def _tracked_call_soon_threadsafe(original: Callable[..., Any]) -> Callable[..., Any]:
+    def call_soon_threadsafe(
+        self: asyncio.AbstractEventLoop, callback: Any, *args: Any, context: Context | None = None
+    ) -> Any:
+        return _schedule(original, self, (), callback, args, context, threadsafe=True)
+
+    return call_soon_threadsafe
+
+
+def _tracked_call_later(original: Callable[..., Any]) -> Callable[..., Any]:
+    def call_later(
+        self: asyncio.AbstractEventLoop,
+        delay: float,
+        callback: Any,
+        *args: Any,
+        context: Context | None = None,
+    ) -> Any:
+        return _schedule(original, self, (delay,), callback, args, context)
+
+    return call_later
+
+
+def _tracked_call_at(original: Callable[..., Any]) -> Callable[..., Any]:
+    def call_at(
+        self: asyncio.AbstractEventLoop,
+        when: float,
+        callback: Any,
+        *args: Any,
+        context: Context | None = None,
+    ) -> Any:
+        return _schedule(original, self, (when,), callback, args, context)
+
+    return call_at
+
+
+def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
+    # stdlib only: uvloop's Handle is a C type; there a cancelled handle's
+    # destroy comes when the handle is collected.
+    def cancel(self: asyncio.Handle) -> None:
+        callback = self._callback  # type: ignore[attr-defined]
+        original(self)
+        if type(callback) is TrackedCallback:
+            finish(callback.record)
+
+    return cancel
+
+
+# -- executor jobs ---------------------------------------------------------------
+
+
+class ExecutorJob:
+    """The resource of one ``run_in_executor`` call; it runs in the worker.
+
+    ``future`` is the asyncio future ``run_in_executor`` returned (None until
+    it returned); ``func`` is the function submitted.
+    """
+
+    __slots__ = ("__weakref__", "func", "future", "record")
+
+    def __init__(self, func: Callable[..., object], record: TrackedResource) -> None:
+        self.func = func
+        self.record = record
+        self.future: asyncio.Future[Any] | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        func = self.func
+        context = _entered_context(func)
+        if context is None:
+            return self._run_scoped(func, args, {})
+        # asyncio.to_thread submits partial(context.run, fn, ...): the ids must
+        # be set inside that context, or entering it would hide them.
+        assert isinstance(func, functools.partial)
+        return context.run(self._run_scoped, func.args[0], (*func.args[1:], *args), func.keywords)
+
+    def _run_scoped(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        record = self.record
+        token = current_frame.set(record)
+        try:
+            if hooks.registry.before:
+                hooks.emit_before(record.async_id)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                if hooks.registry.after:
+                    hooks.emit_after(record.async_id)
+        finally:
+            current_frame.reset(token)
+            finish(record)
+
+    def __repr__(self) -> str:
+        return f"<ExecutorJob {self.func!r} async_id={self.record.async_id}>"
+
+
+def _entered_context(func: object) -> Context | None:
+    """The context ``func`` enters, when it is ``partial(context.run, fn, ...)``."""
+    if type(func) is functools.partial and func.args:
+        owner = getattr(func.func, "__self__", None)
+        if type(owner) is Context and getattr(func.func, "__name__", None) == "run":
+            return owner
+    return None
+
+
+def _tracked_run_in_executor(original: Callable[..., Any]) -> Callable[..., Any]:
+    def run_in_executor(
+        self: asyncio.AbstractEventLoop, executor: Any, func: Any, *args: Any
+    ) -> Any:
+        if not callable(func) or is_coroutine(func) or inspect.iscoroutinefunction(func):
+            return original(self, executor, func, *args)  # the loop's own error
+        record = track()
+        record.context = copy_context()
+        job = ExecutorJob(func, record)
+        record.attach(job)
+        try:
+            future = original(self, executor, job, *args)
+        except BaseException:
+            finish(record)
+            raise
+        job.future = future
+        return future
+
+    return run_in_executor
+
+
+# -- switching on and off ------------------------------------------------------
+
+_LOOP_PATCHES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("create_task", _tracked_create_task),
+    ("create_future", _tracked_create_future),
+    ("call_soon", _tracked_call_soon),
+    ("call_soon_threadsafe", _tracked_call_soon_threadsafe),
+    ("call_later", _tracked_call_later),
+    ("call_at", _tracked_call_at),
+    ("run_in_executor", _tracked_run_in_executor),
+)
+
+
+def _loop_classes() -> list[type]:
+    classes: list[type] = [asyncio.BaseEventLoop]
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        # uvloop.Loop is a Python subclass of the C loop: its methods can be
+        # shadowed on it, which the C type itself would refuse.
+        classes.append(uvloop.Loop)
+    return classes
+
+
+def patch_asyncio() -> None:
+    """Replace the resource-creating loop methods with tracking ones."""
+    if _patches:
+        return
+    for cls in _loop_classes():
+        for name, make in _LOOP_PATCHES:
+            _patches.apply(cls, name, make(getattr(cls, name)))
+    _patches.apply(asyncio.Handle, "cancel", _tracked_handle_cancel(asyncio.Handle.cancel))
+
+
+def unpatch_asyncio() -> None:
+    """Put every original loop method back (the identical objects)."""
+    _patches.restore_all()

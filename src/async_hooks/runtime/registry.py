@@ -1,0 +1,172 @@
+"""The live runtime resources: one record per tracked resource until its destroy.
+
+A record is the resource's :class:`~async_hooks.execution.ExecutionFrame`
+itself (ids and resource), extended with what tools ask about it: its type,
+when and where it was created, and the context it runs in. Being the frame,
+it is what ``execution_async_id()`` reads inside the resource's callbacks,
+so tracking a resource costs one object, not two.
+
+Destroy is delivered exactly once: whoever removes the record from
+:data:`live` first (the end of its last callback, a cancel, or the garbage
+collection of the resource) emits it; everyone else finds it gone.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import weakref
+from contextvars import Context
+from types import CodeType, FrameType
+
+from .. import hooks
+from ..execution import ExecutionFrame, current_frame, new_async_id
+
+__all__ = ["CreationSite", "TrackedResource", "finish", "live", "track"]
+
+#: Every tracked resource not yet destroyed, by async id.
+live: dict[int, TrackedResource] = {}
+
+# Frames of these directories are the machinery, not the code that asked for a
+# resource: the creation site is the first frame outside them.
+_MACHINERY_DIRS: tuple[str, ...] = ()
+
+
+def _machinery_dirs() -> tuple[str, ...]:
+    import asyncio
+    import os
+    import threading
+
+    dirs = {os.path.dirname(asyncio.__file__), os.path.dirname(os.path.dirname(__file__))}
+    dirs.add(threading.__file__)
+    uvloop = sys.modules.get("uvloop")
+    if uvloop is not None and uvloop.__file__:
+        dirs.add(os.path.dirname(uvloop.__file__))
+    return tuple(dirs)
+
+
+class CreationSite:
+    """Where a resource was created: the first frame outside asyncio and async_hooks.
+
+    Kept as the code object and line, and formatted only when asked, so that
+    tracking does not pay for strings nobody reads.
+    """
+
+    __slots__ = ("_code", "lineno")
+
+    def __init__(self, code: CodeType, lineno: int) -> None:
+        self._code = code
+        self.lineno = lineno
+
+    @property
+    def filename(self) -> str:
+        return self._code.co_filename
+
+    @property
+    def function(self) -> str:
+        return self._code.co_name
+
+    def __repr__(self) -> str:
+        return f"{self.filename}:{self.lineno} in {self.function}"
+
+
+def _creation_site() -> CreationSite | None:
+    global _MACHINERY_DIRS
+    if not _MACHINERY_DIRS:
+        _MACHINERY_DIRS = _machinery_dirs()
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if not code.co_filename.startswith(_MACHINERY_DIRS):
+            return CreationSite(code, frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+class _ResourceRef(weakref.ref[object]):
+    """A weak reference that knows whose resource it is, for its callback."""
+
+    __slots__ = ("async_id",)
+    async_id: int
+
+
+def _collected(ref: _ResourceRef) -> None:
+    # Runs in the collector or a dealloc: only queue, never dispatch here.
+    if live.pop(ref.async_id, None) is not None and hooks.registry.destroy:
+        hooks.queue_destroy(ref.async_id)
+
+
+def _no_resource() -> None:
+    return None
+
+
+class TrackedResource(ExecutionFrame):
+    """A runtime resource being tracked: its frame plus what tools want to know."""
+
+    __slots__ = ("context", "created_at", "creation_site", "initialized", "type")
+
+    def __init__(self, context: Context | None = None) -> None:
+        # Not ExecutionFrame.__init__: the resource does not exist yet.
+        self.async_id = new_async_id()
+        self.trigger_async_id = current_frame.get().async_id
+        self._resource = _no_resource
+        # Known once the resource exists: the class name of the user's object.
+        self.type = ""
+        self.context = context
+        self.created_at = time.monotonic()
+        self.creation_site = _creation_site()
+        # False until init was emitted: a callback of a resource whose init
+        # is still on its way (another thread, an eager task) emits it first.
+        self.initialized = False
+
+    def attach(self, resource: object) -> None:
+        """Name the user's object of this resource and emit ``init`` for it.
+
+        The object is held weakly: when it is collected before it finished
+        (a task the loop never ran, a future nobody resolved), its destroy
+        is queued then.
+        """
+        if self.initialized:
+            return
+        self.type = type(resource).__name__
+        try:
+            ref = _ResourceRef(resource, _collected)
+        except TypeError:
+            self._resource = lambda: resource
+        else:
+            ref.async_id = self.async_id
+            self._resource = ref
+        self.initialized = True
+        if hooks.registry.init:
+            hooks.emit_init(self.async_id, self.type, self.trigger_async_id, resource)
+
+    @property
+    def age(self) -> float:
+        """Seconds since the resource was created."""
+        return time.monotonic() - self.created_at
+
+    def __repr__(self) -> str:
+        return (
+            f"<TrackedResource {self.type} async_id={self.async_id} "
+            f"trigger_async_id={self.trigger_async_id}>"
+        )
+
+
+def track(context: Context | None = None) -> TrackedResource:
+    """Start tracking a new resource; :meth:`TrackedResource.attach` emits its init."""
+    if hooks.pending_destroys:
+        hooks.flush_pending_destroys()
+    record = TrackedResource(context)
+    live[record.async_id] = record
+    return record
+
+
+def finish(record: TrackedResource) -> None:
+    """The resource is done: emit its destroy, once."""
+    if live.pop(record.async_id, None) is not None and hooks.registry.destroy:
+        hooks.emit_destroy(record.async_id)
+
+
+def forget(record: TrackedResource) -> None:
+    """The resource was never created after all (its constructor raised): no events."""
+    live.pop(record.async_id, None)

@@ -1,0 +1,80 @@
+"""Lifecycle events for threads started while a hook is enabled.
+
+``threading.Thread.start`` is replaced while tracking: the thread gets
+``init`` (type: its class name, resource: the Thread object) before it
+starts, ``before``/``after`` around its ``run()`` in the new thread, and
+``destroy`` when ``run()`` returned. Inside ``run()`` the execution ids are
+the thread's, and its trigger is the code that started it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .. import hooks
+from ..execution import current_frame
+from .patching import Patches
+from .registry import TrackedResource, finish, track
+
+__all__ = ["patch_threads", "unpatch_threads"]
+
+_patches = Patches()
+
+
+class _TrackedRun:
+    """Stands in for a started thread's ``run`` (an instance attribute, removed after)."""
+
+    __slots__ = ("record", "run", "thread")
+
+    def __init__(self, thread: threading.Thread, record: TrackedResource) -> None:
+        self.thread = thread
+        self.run = thread.run
+        self.record = record
+
+    def __call__(self) -> None:
+        record = self.record
+        token = current_frame.set(record)
+        try:
+            if hooks.registry.before:
+                hooks.emit_before(record.async_id)
+            try:
+                self.run()
+            finally:
+                if hooks.registry.after:
+                    hooks.emit_after(record.async_id)
+        finally:
+            current_frame.reset(token)
+            self.forget_run()
+            finish(record)
+
+    def forget_run(self) -> None:
+        # Break the thread -> run -> thread cycle and show the class's run again.
+        vars(self.thread).pop("run", None)
+
+
+def _tracked_start(original: Callable[[threading.Thread], None]) -> Callable[..., None]:
+    def start(self: threading.Thread) -> None:
+        if "run" in vars(self) and isinstance(vars(self)["run"], _TrackedRun):
+            return original(self)  # started twice: the original raises
+        record = track()
+        record.attach(self)
+        tracked = _TrackedRun(self, record)
+        self.run = tracked  # type: ignore[method-assign]
+        try:
+            original(self)
+        except BaseException:
+            tracked.forget_run()
+            finish(record)
+            raise
+
+    return start
+
+
+def patch_threads() -> None:
+    if not _patches:
+        _patches.apply(threading.Thread, "start", _tracked_start(threading.Thread.start))
+
+
+def unpatch_threads() -> None:
+    _patches.restore_all()
