@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,6 +27,36 @@ def test_new_ids_are_random_uuid4_in_hex() -> None:
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
         assert parsed.hex == value
         assert is_valid_request_id(value)
+
+
+def test_ids_made_on_several_threads_never_repeat() -> None:
+    def make(count: int) -> list[str]:
+        return [new_request_id() for _ in range(count)]
+
+    with ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(make, [5000] * 4))
+    ids = [value for batch in batches for value in batch]
+    assert len(set(ids)) == len(ids) == 20000
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork() is POSIX")
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    new_request_id()  # the parent now holds a batch of random bytes
+    reader, writer = os.pipe()
+    with warnings.catch_warnings():
+        # Threads left by other tests make 3.12+ warn about fork(); the child
+        # only writes one id and exits.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        os.write(writer, new_request_id().encode())
+        os._exit(0)
+    os.close(writer)
+    child_id = os.read(reader, 64).decode()
+    os.close(reader)
+    os.waitpid(pid, 0)
+    assert is_valid_request_id(child_id)
+    assert child_id != new_request_id()
 
 
 @pytest.mark.parametrize(
