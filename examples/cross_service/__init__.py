@@ -1,4 +1,4 @@
 """One request followed through two web services and a Celery worker.
 
-See README.md in this directory, or run ``python examples/cross_service/run.py``.
+Run ``python examples/cross_service/run.py``; docs/integrations-clients.md explains it.
 """

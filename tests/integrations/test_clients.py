@@ -18,6 +18,7 @@ import requests
 from async_hooks import AsyncLocalStorage
 from async_hooks.errors import (
     InvalidArgTypeError,
+    InvalidArgValueError,
     InvalidBaggageError,
     StoreSerializationError,
     StoreSerializationWarning,
@@ -278,6 +279,17 @@ def test_bad_arguments_are_named() -> None:
         instrument_httpx(requests.Session())  # type: ignore[type-var]
     with pytest.raises(InvalidArgTypeError, match=r"requests\.Session"):
         instrument_requests(httpx.Client())  # type: ignore[arg-type]
+    for bad_name in ["X Request Id", "", "X-Id\r\nInjected: 1"]:
+        with pytest.raises(InvalidArgValueError, match="not a valid HTTP header name"):
+            instrument_httpx(httpx.Client(), request_id_header=bad_name)
+        with pytest.raises(InvalidArgValueError, match="not a valid HTTP header name"):
+            ContextAdapter(request_id_header=bad_name)
+        with pytest.raises(InvalidArgValueError, match="not a valid HTTP header name"):
+            context_trace_config(request_id_header=bad_name)
+        with pytest.raises(InvalidArgValueError, match="not a valid HTTP header name"):
+            outgoing_headers(request_id_header=bad_name)
+    with pytest.raises(InvalidArgTypeError, match="request_id_header"):
+        outgoing_headers(request_id_header=b"X-Id")  # type: ignore[arg-type]
 
 
 def test_context_adapter_keeps_http_adapter_options() -> None:

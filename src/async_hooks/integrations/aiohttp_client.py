@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import aiohttp
 
-from .outgoing import add_outgoing_headers
+from .outgoing import add_outgoing_headers, check_header_name
 from .request_id import DEFAULT_HEADER
 
 __all__ = ["context_trace_config"]
@@ -23,6 +23,7 @@ __all__ = ["context_trace_config"]
 
 def context_trace_config(*, request_id_header: str = DEFAULT_HEADER) -> aiohttp.TraceConfig:
     """A ``TraceConfig`` that adds the context headers to each request of a session."""
+    check_header_name(request_id_header)
 
     async def add_context_headers(
         session: aiohttp.ClientSession,

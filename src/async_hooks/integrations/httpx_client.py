@@ -23,7 +23,7 @@ import httpx
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError
-from .outgoing import add_outgoing_headers
+from .outgoing import add_outgoing_headers, check_header_name
 from .request_id import DEFAULT_HEADER
 
 __all__ = ["add_context_headers", "add_context_headers_async", "instrument_httpx"]
@@ -47,6 +47,7 @@ def instrument_httpx(client: ClientT, *, request_id_header: str = DEFAULT_HEADER
     Returns the client, so that it can wrap the constructor. Instrumenting a
     client twice adds nothing the second time.
     """
+    check_header_name(request_id_header)
     if isinstance(client, httpx.AsyncClient):
         hook: Callable[[httpx.Request], object] = _async_hook(request_id_header)
     elif isinstance(client, httpx.Client):

@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError
-from .outgoing import add_outgoing_headers
+from .outgoing import add_outgoing_headers, check_header_name
 from .request_id import DEFAULT_HEADER
 
 __all__ = ["ContextAdapter", "instrument_requests"]
@@ -31,8 +31,8 @@ class ContextAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` that adds the context headers to each request it sends."""
 
     def __init__(self, *, request_id_header: str = DEFAULT_HEADER, **adapter_options: Any) -> None:
+        self.request_id_header = check_header_name(request_id_header)
         super().__init__(**adapter_options)
-        self.request_id_header = request_id_header
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
         super().add_headers(request, **kwargs)
