@@ -479,6 +479,38 @@ def test_a_loop_closed_before_its_flush_ran_does_not_stop_later_loops_from_flush
     assert destroyed.count(later_id) == 1
 
 
+def test_no_destroy_inside_the_collector_even_if_scheduling_the_flush_emits_events() -> None:
+    # Runtime tracking makes call_soon_threadsafe itself emit events (and
+    # flush queued destroys first); doing so from the collector callback must
+    # still deliver nothing there.
+    destroyed: list[tuple[int, bool]] = []
+
+    class EventfulLoop(asyncio.SelectorEventLoop):
+        def call_soon_threadsafe(self, callback: Any, *args: Any, context: Any = None) -> Any:
+            AsyncResource("Scheduling", require_manual_destroy=True)  # an event here
+            return super().call_soon_threadsafe(callback, *args, context=context)
+
+    async def main() -> tuple[int, list[tuple[int, bool]]]:
+        async_id = _cyclic_resource("TestEventful")
+        gc.collect()
+        right_after = list(destroyed)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return async_id, right_after
+
+    with _InsideCollector() as collector:
+        hook = create_hook(
+            destroy=lambda async_id: destroyed.append((async_id, collector.collecting))
+        ).enable()
+        try:
+            with asyncio.Runner(loop_factory=EventfulLoop) as runner:
+                async_id, right_after = runner.run(main())
+        finally:
+            hook.disable()
+    assert [d for d in right_after if d[0] == async_id] == []
+    assert [d for d in destroyed if d[0] == async_id] == [(async_id, False)]
+
+
 def test_destroy_on_collection_only_if_a_destroy_hook_was_enabled_at_creation() -> None:
     destroyed: list[int] = []
     unwatched = AsyncResource("TestUnwatched")

@@ -100,6 +100,8 @@ class _DispatchState(threading.local):
     def __init__(self) -> None:
         self.depth = 0
         self.deferred: list[tuple[AsyncHook, bool]] = []
+        # > 0 while this thread is inside queue_destroy (a GC callback).
+        self.queueing = 0
 
 
 _dispatch_state = _DispatchState()
@@ -291,15 +293,23 @@ def queue_destroy(async_id: int) -> None:
     if loop is None or loop is _flush_loop or loop.is_closed():
         return
     _flush_loop = loop
+    # A patched loop (runtime tracking) emits events while scheduling, and
+    # events flush the queue: flush_pending_destroys must refuse until we return.
+    state = _dispatch_state
+    state.queueing += 1
     try:
         loop.call_soon_threadsafe(flush_pending_destroys)
     except RuntimeError:
         _flush_loop = None
+    finally:
+        state.queueing -= 1
 
 
 def flush_pending_destroys() -> None:
     """Deliver queued destroy events now (called outside any GC callback)."""
     global _flush_loop
+    if _dispatch_state.queueing:
+        return  # inside a GC callback: the flush just scheduled delivers them
     _flush_loop = None
     while pending_destroys:
         try:
