@@ -187,6 +187,30 @@ def pool_batch(submit: Callable[..., Future[Any]], jobs: int) -> Sampler:
     return sample
 
 
+def submit_side(pool: ThreadPoolExecutor, submit: Callable[..., Future[Any]], jobs: int) -> Sampler:
+    """Seconds per ``submit`` while every worker is held: no thread hop is timed."""
+    workers = pool._max_workers
+
+    def sample() -> float:
+        gate = threading.Event()
+        held = threading.Barrier(workers + 1)
+
+        def hold() -> None:
+            held.wait()
+            gate.wait()
+
+        blockers = [pool.submit(hold) for _ in range(workers)]
+        held.wait()
+        start = time.perf_counter()
+        futures = [submit(noop) for _ in range(jobs)]
+        elapsed = time.perf_counter() - start
+        gate.set()
+        wait(futures + blockers)
+        return elapsed / jobs
+
+    return sample
+
+
 def map_batch(mapper: Callable[..., Any], jobs: int) -> Sampler:
     items = range(jobs)
 
@@ -239,6 +263,17 @@ def bench_round_trips(jobs: int, repeats: int) -> list[str]:
     with ThreadPoolExecutor(max_workers=2) as pool:
         wrapped = ContextExecutor(pool)
         goal = "<= 1 us or <= 10%"
+        rows.append(
+            row(
+                "submit alone, workers held: ContextExecutor vs bare",
+                alternate(
+                    submit_side(pool, pool.submit, jobs),
+                    submit_side(pool, wrapped.submit, jobs),
+                    repeats,
+                ),
+                "<= 1 us",
+            )
+        )
         rows.append(
             row(
                 "ThreadPoolExecutor.submit: ContextExecutor vs bare",

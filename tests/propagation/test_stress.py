@@ -50,6 +50,9 @@ class Boundaries:
         self.spawn = ContextExecutor(
             ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         )
+        # Fork the workers now, while this is the only busy thread: forking
+        # in the middle of the submitters' work could copy a lock held by one.
+        self.fork.submit(int).result()
 
     def shutdown(self) -> None:
         for executor in (self.bare_pool, self.pool, self.fork, self.spawn):
