@@ -100,10 +100,13 @@ class RequestContextMiddleware:
 
         async def send_with_request_id(message: Message) -> None:
             if message["type"] in _HEADERS_MESSAGES:
-                headers = list(message.get("headers", ()))
-                if all(key.lower() != header_key for key, _ in headers):
-                    headers.append(header)
-                    message = {**message, "headers": headers}
+                headers = message.get("headers", ())
+                for key, _ in headers:
+                    if key.lower() == header_key:
+                        break  # the app set its own: keep it
+                else:
+                    # A new message: the app may hold on to its own.
+                    message = {**message, "headers": [*headers, header]}
             await send(message)
 
         return send_with_request_id
