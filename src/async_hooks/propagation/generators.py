@@ -45,11 +45,10 @@ class BoundGenerator(Generator[Y, S, R]):
     such as ``gi_frame`` or ``__name__`` are the wrapped generator's.
     """
 
-    __slots__ = ("_context", "_gen", "_next", "_run")
+    __slots__ = ("_gen", "_next", "_run")
 
     def __init__(self, gen: Generator[Y, S, R], context: Context) -> None:
         self._gen = gen
-        self._context = context
         # Bound once, so that a step is one Context.run of a C method.
         self._run = context.run
         self._next = gen.__next__
@@ -155,8 +154,8 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
 
     Each ``__anext__``/``asend``/``athrow``/``aclose`` returns an awaitable
     that runs the generator's code in that context. If the generator is
-    abandoned before it finishes, the event loop closes it in (a copy of)
-    that context too; see :meth:`_first_call` for how.
+    abandoned before it finishes, the event loop closes it in that context
+    too; see :meth:`_first_call` for how.
     """
 
     __slots__ = ("__weakref__", "_agen", "_context", "_hooks_done")
