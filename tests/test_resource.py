@@ -11,7 +11,8 @@ import textwrap
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from contextvars import Context
+from typing import Any, TypeVarTuple, Unpack
 
 import pytest
 
@@ -35,6 +36,7 @@ from async_hooks.errors import (
 RunAsync = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]
 
 Event = tuple[Any, ...]
+Ts = TypeVarTuple("Ts")
 
 
 class Recorder:
@@ -486,7 +488,12 @@ def test_no_destroy_inside_the_collector_even_if_scheduling_the_flush_emits_even
     destroyed: list[tuple[int, bool]] = []
 
     class EventfulLoop(asyncio.SelectorEventLoop):
-        def call_soon_threadsafe(self, callback: Any, *args: Any, context: Any = None) -> Any:
+        def call_soon_threadsafe(
+            self,
+            callback: Callable[[Unpack[Ts]], object],
+            *args: *Ts,
+            context: Context | None = None,
+        ) -> asyncio.Handle:
             AsyncResource("Scheduling", require_manual_destroy=True)  # an event here
             return super().call_soon_threadsafe(callback, *args, context=context)
 
