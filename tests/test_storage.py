@@ -67,6 +67,29 @@ def test_run_forwards_positional_and_keyword_arguments_and_returns_the_result() 
     assert als.get_store() is None
 
 
+def test_exit_forwards_arguments_returns_the_result_and_restores_the_store() -> None:
+    als: AsyncLocalStorage[str] = AsyncLocalStorage()
+
+    def inside(a: int, *, b: int) -> tuple[int, str | None]:
+        return a - b, als.get_store()
+
+    def within_run() -> tuple[tuple[int, str | None], str | None]:
+        result = als.exit(inside, 10, b=3)
+        return result, als.get_store()
+
+    assert als.run("store", within_run) == ((7, None), "store")
+
+    def fail() -> None:
+        raise OSError("from exit")
+
+    def failing_exit() -> str | None:
+        with pytest.raises(OSError, match="from exit"):
+            als.exit(fail)
+        return als.get_store()
+
+    assert als.run("store", failing_exit) == "store"
+
+
 def test_run_accepts_store_and_fn_as_names_in_kwargs_of_fn() -> None:
     # store and fn are positional-only, so fn may take arguments with those names.
     als: AsyncLocalStorage[int] = AsyncLocalStorage()
