@@ -15,7 +15,7 @@ import pytest
 from blinker import Signal
 from pyee import EventEmitter
 
-from async_hooks import AsyncLocalStorage, create_hook, execution_async_id
+from async_hooks import AsyncLocalStorage, AsyncResource, create_hook, execution_async_id
 from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError, ResourceDestroyedError
 from async_hooks.propagation.emitters_blinker import RECEIVER_RESOURCE_TYPE, connect_in_context
 from async_hooks.propagation.emitters_pyee import (
@@ -54,6 +54,20 @@ def test_plain_pyee_store_entered_by_a_listener_reaches_the_next_and_the_emitter
 
     assert request.run("emitter", emitting_code) == "entered by the first listener"
     assert seen == ["entered by the first listener"]
+
+
+def test_plain_pyee_listener_bound_with_async_resource_keeps_the_registering_context() -> None:
+    # Node's "Integrating AsyncResource with EventEmitter": bind one listener.
+    seen: list[tuple[str, str | None]] = []
+    emitter = EventEmitter()
+
+    def register() -> None:
+        emitter.on("close", AsyncResource.bind(lambda: seen.append(("bound", request.get_store()))))
+        emitter.on("close", lambda: seen.append(("plain", request.get_store())))
+
+    request.run("registering request", register)
+    request.run("closing code", emitter.emit, "close")
+    assert seen == [("bound", "registering request"), ("plain", "closing code")]
 
 
 # -- pyee: EventEmitterAsyncResource ---------------------------------------------------
