@@ -7,7 +7,8 @@ import asyncio
 import io
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from starlette.routing import Route
 from tests.conftest import RunAsync
 
 from async_hooks.errors import InvalidArgValueError
-from async_hooks.integrations.asgi import RequestContextMiddleware
+from async_hooks.integrations.asgi import Receive, RequestContextMiddleware, Scope, Send
 from async_hooks.integrations.log_filter import StoreFilter
 from async_hooks.integrations.request_id import request_id
 
@@ -259,3 +260,58 @@ def test_fastapi_endpoints_dependencies_background_and_logs(loop_name: str) -> N
         "fast-1 in background task",
         "fast-2 in sync endpoint",
     ]
+
+
+# No WebSocket library for uvicorn is installed here, so the WebSocket and
+# lifespan paths are driven at the ASGI protocol level, with the real
+# middleware and a real (bare) ASGI app.
+
+
+def test_websocket_accept_carries_the_id_and_the_store(run_async: RunAsync[None]) -> None:
+    sent: list[MutableMapping[str, Any]] = []
+    seen: list[str | None] = []
+
+    async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        seen.append(request_id.get_store())
+        await send({"type": "websocket.accept", "headers": [(b"x-other", b"1")]})
+        await send({"type": "websocket.send", "text": str(request_id.get_store())})
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        scope = {"type": "websocket", "headers": [(b"x-request-id", b"ws-1")]}
+        await RequestContextMiddleware(websocket_app)(scope, receive, send)
+        assert request_id.get_store() is None  # reset after the connection
+
+    run_async(main)
+    assert seen == ["ws-1"]
+    assert sent[0]["headers"] == [(b"x-other", b"1"), (b"x-request-id", b"ws-1")]
+    assert sent[1] == {"type": "websocket.send", "text": "ws-1"}
+
+
+def test_lifespan_passes_through_untouched(run_async: RunAsync[None]) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope["type"], request_id.get_store()))
+        await send({"type": "lifespan.startup.complete"})
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        await RequestContextMiddleware(lifespan_app)({"type": "lifespan"}, receive, send)
+
+    run_async(main)
+    assert seen == [("lifespan", None)]
+    assert sent == [{"type": "lifespan.startup.complete"}]

@@ -17,7 +17,7 @@ from typing import Any
 from ._server_context import RequestContextOptions, request_context
 from .request_id import DEFAULT_HEADER, new_request_id
 
-__all__ = ["ASGIApp", "RequestContextMiddleware"]
+__all__ = ["ASGIApp", "Message", "Receive", "RequestContextMiddleware", "Scope", "Send"]
 
 # The ASGI types, spelled as Starlette spells them so that its
 # ``add_middleware`` accepts this class, without importing Starlette.
