@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from async_hooks import AsyncLocalStorage
+from async_hooks import AsyncLocalStorage, AsyncResource, execution_async_id
 from async_hooks.errors import InvalidArgTypeError
 from async_hooks.propagation.generators import (
     BoundAsyncGenerator,
@@ -491,5 +491,44 @@ def test_bound_async_generator_steps_as_tasks_and_with_builtins(run_async: RunAs
         assert await asyncio.create_task(gen.__anext__()) == "creation"
         assert await asyncio.wait_for(anext(gen), 5) == "creation"
         assert await anext(gen, "exhausted") == "exhausted"
+
+    run_async(main)
+
+
+# -- execution ids: the driver's, as for the coroutines of run/snapshot ----------------
+
+
+def test_bound_generator_steps_report_the_ids_of_the_code_driving_them() -> None:
+    def ids() -> Generator[tuple[int, str | None], None, None]:
+        while True:
+            yield execution_async_id(), request.get_store()
+
+    gen = request.run("creation", lambda: bind_generator(ids()))
+    first, second = AsyncResource("FirstDriver"), AsyncResource("SecondDriver")
+    assert first.run_in_async_scope(next, gen) == (first.async_id(), "creation")
+    assert second.run_in_async_scope(next, gen) == (second.async_id(), "creation")
+    assert first.run_in_async_scope(next, gen) == (first.async_id(), "creation")
+    assert next(gen) == (execution_async_id(), "creation")
+
+
+def test_bound_async_generator_steps_report_the_ids_of_the_code_driving_them(
+    run_async: RunAsync,
+) -> None:
+    async def ids() -> AsyncGenerator[tuple[int, str | None], None]:
+        while True:
+            yield execution_async_id(), request.get_store()
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        gen = request.run("creation", lambda: bind_generator(ids()))
+        first, second = AsyncResource("FirstDriver"), AsyncResource("SecondDriver")
+
+        async def drive() -> tuple[int, str | None]:
+            return await gen.__anext__()
+
+        assert await first.run_in_async_scope(drive) == (first.async_id(), "creation")
+        assert await second.run_in_async_scope(drive) == (second.async_id(), "creation")
+        assert await drive() == (execution_async_id(), "creation")
+        await gen.aclose()
 
     run_async(main)

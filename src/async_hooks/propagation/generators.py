@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from .._validation import describe, require_callable
 from ..coroutines import _as_exception
 from ..errors import InvalidArgTypeError
+from ..execution import ExecutionFrame, current_frame
 
 __all__ = ["BoundAsyncGenerator", "BoundGenerator", "bind_generator", "bound_generator"]
 
@@ -37,29 +38,56 @@ S = TypeVar("S")
 R = TypeVar("R")
 P = ParamSpec("P")
 
+# Bound once: read at every step.
+_get_frame = current_frame.get
 
-class BoundGenerator(Generator[Y, S, R]):
+
+class _Driven:
+    """Runs steps in one context, with the execution scope of whoever drives them.
+
+    The captured context carries the creation's *stores*; the execution ids
+    (``execution_async_id()`` and friends) inside a step are those of the
+    code driving it, as for the coroutines of ``run``/``snapshot`` and as in
+    Node, where a generator body runs in its caller's execution. The driver's
+    frame is copied into the context only when the driver changes.
+    """
+
+    __slots__ = ("_driver_frame", "_run")
+
+    def __init__(self, context: Context) -> None:
+        # Bound once: a step is then one Context.run of a C method.
+        self._run = context.run
+        self._driver_frame: ExecutionFrame | None = None
+
+    def _drive(self, method: Callable[..., Any], /, *args: Any) -> Any:
+        frame = _get_frame()
+        if frame is self._driver_frame:
+            return self._run(method, *args)
+        return self._run(self._driven_by, frame, method, args)
+
+    def _driven_by(self, frame: ExecutionFrame, method: Callable[..., Any], args: Any) -> Any:
+        # Inside the context: set the frame only once the context is entered.
+        current_frame.set(frame)
+        self._driver_frame = frame
+        return method(*args)
+
+
+class BoundGenerator(_Driven, Generator[Y, S, R]):
     """A generator whose every step runs in one context captured at creation.
 
     Works wherever a generator does, ``yield from`` included; attributes
     such as ``gi_frame`` or ``__name__`` are the wrapped generator's.
     """
 
-    __slots__ = ("_gen", "_next", "_run")
+    __slots__ = ("_gen", "_next")
 
     def __init__(self, gen: Generator[Y, S, R], context: Context) -> None:
+        super().__init__(context)
         self._gen = gen
-        # Bound once, so that a step is one Context.run of a C method.
-        self._run = context.run
         self._next = gen.__next__
 
     def __next__(self) -> Y:
-        try:
-            return self._run(self._next)
-        except RuntimeError:
-            if _is_running(self._gen):
-                return self._next()  # raises the generator's own error; see _step
-            raise
+        return self._step(self._next)  # type: ignore[no-any-return]
 
     def send(self, value: S, /) -> Y:
         return self._step(self._gen.send, value)  # type: ignore[no-any-return]
@@ -79,7 +107,7 @@ class BoundGenerator(Generator[Y, S, R]):
 
     def _step(self, method: Callable[..., Any], /, *args: Any) -> Any:
         try:
-            return self._run(method, *args)
+            return self._drive(method, *args)
         except RuntimeError:
             # Context.run refuses a context that is already entered: the
             # generator is running (re-entered, or stepped from a second
@@ -101,7 +129,7 @@ class BoundGenerator(Generator[Y, S, R]):
     if not TYPE_CHECKING:  # hidden from mypy, which would then take us for any type
 
         def __getattr__(self, name: str) -> Any:
-            if name in BoundGenerator.__slots__:
+            if name in _Driven.__slots__ or name in BoundGenerator.__slots__:
                 raise AttributeError(name)
             return getattr(self._gen, name)
 
@@ -110,25 +138,29 @@ class BoundGenerator(Generator[Y, S, R]):
 
 
 class _StepInContext(Coroutine[Any, Any, R]):
-    """The awaitable of one async generator step, driven inside ``context``.
+    """The awaitable of one async generator step, driven by its owner's context.
 
     ContextCoroutine does the same with more options (resource scopes); this
-    one is the lean version for a path taken at every ``async for`` item:
-    ``await`` calls ``__next__``, which is one Context.run of a C method.
+    one is the lean version for a path taken at every ``async for`` item.
     """
 
-    __slots__ = ("_run", "_send", "_step")
+    __slots__ = ("_owner", "_send", "_step")
 
-    def __init__(self, step: Coroutine[Any, Any, R], context: Context) -> None:
+    def __init__(self, owner: _Driven, step: Coroutine[Any, Any, R]) -> None:
+        self._owner = owner
         self._step = step
         self._send = step.send
-        self._run = context.run
 
     def __next__(self) -> Any:
-        return self._run(self._send, None)
+        # What ``await`` calls at each step: _Driven._drive, inlined.
+        owner = self._owner
+        frame = _get_frame()
+        if frame is owner._driver_frame:
+            return owner._run(self._send, None)
+        return owner._run(owner._driven_by, frame, self._send, (None,))
 
     def send(self, value: Any, /) -> Any:
-        return self._run(self._send, value)
+        return self._owner._drive(self._send, value)
 
     def throw(
         self,
@@ -137,10 +169,10 @@ class _StepInContext(Coroutine[Any, Any, R]):
         tb: TracebackType | None = None,
         /,
     ) -> Any:
-        return self._run(self._step.throw, _as_exception(typ, val, tb))
+        return self._owner._drive(self._step.throw, _as_exception(typ, val, tb))
 
     def close(self) -> None:
-        self._run(self._step.close)
+        self._owner._drive(self._step.close)
 
     def __await__(self) -> Generator[Any, None, R]:
         return self
@@ -149,7 +181,7 @@ class _StepInContext(Coroutine[Any, Any, R]):
         return self
 
 
-class BoundAsyncGenerator(AsyncGenerator[Y, S]):
+class BoundAsyncGenerator(_Driven, AsyncGenerator[Y, S]):
     """An async generator whose every step runs in one context captured at creation.
 
     Each ``__anext__``/``asend``/``athrow``/``aclose`` returns an awaitable
@@ -161,6 +193,7 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
     __slots__ = ("__weakref__", "_agen", "_context", "_hooks_done")
 
     def __init__(self, agen: AsyncGenerator[Y, S], context: Context) -> None:
+        super().__init__(context)
         self._agen = agen
         self._context = context
         self._hooks_done = False
@@ -171,12 +204,12 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
     def __anext__(self) -> Coroutine[Any, Any, Y]:
         if not self._hooks_done:
             return self._first_call(self._agen.__anext__)
-        return _StepInContext(self._agen.__anext__(), self._context)
+        return _StepInContext(self, self._agen.__anext__())
 
     def asend(self, value: S, /) -> Coroutine[Any, Any, Y]:
         if not self._hooks_done:
             return self._first_call(self._agen.asend, value)
-        return _StepInContext(self._agen.asend(value), self._context)
+        return _StepInContext(self, self._agen.asend(value))
 
     def athrow(
         self,
@@ -188,12 +221,12 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
         error = _as_exception(typ, val, tb)
         if not self._hooks_done:
             return self._first_call(self._agen.athrow, error)
-        return _StepInContext(self._agen.athrow(error), self._context)
+        return _StepInContext(self, self._agen.athrow(error))
 
     def aclose(self) -> Coroutine[Any, Any, None]:
         if not self._hooks_done:
             return self._first_call(self._agen.aclose)
-        return _StepInContext(self._agen.aclose(), self._context)
+        return _StepInContext(self, self._agen.aclose())
 
     def _first_call(
         self, method: Callable[..., Coroutine[Any, Any, R]], *args: Any
@@ -219,7 +252,7 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
         firstiter, finalizer = sys.get_asyncgen_hooks()
         if firstiter is None and finalizer is None:
             # No loop is watching async generators: nothing to redirect.
-            return _StepInContext(method(*args), self._context)
+            return _StepInContext(self, method(*args))
         context = self._context
         sys.set_asyncgen_hooks(
             firstiter=_register_wrapper(firstiter, self),
@@ -229,12 +262,12 @@ class BoundAsyncGenerator(AsyncGenerator[Y, S]):
             awaitable = method(*args)
         finally:
             sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
-        return _StepInContext(awaitable, context)
+        return _StepInContext(self, awaitable)
 
     if not TYPE_CHECKING:  # hidden from mypy, which would then take us for any type
 
         def __getattr__(self, name: str) -> Any:
-            if name in BoundAsyncGenerator.__slots__:
+            if name in _Driven.__slots__ or name in BoundAsyncGenerator.__slots__:
                 raise AttributeError(name)
             return getattr(self._agen, name)
 
