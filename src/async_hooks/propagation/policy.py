@@ -93,14 +93,16 @@ def capture_context(crossing: Crossing) -> Context:
     if crossing is Crossing.THREADS or crossing is Crossing.POOLS:
         if not registry.in_process_restricted:
             return context
-        stale = [
+        candidates = [
             store
             for ref, crosses in registry.in_process_restricted
             if crossing not in crosses and (store := ref()) is not None
         ]
     else:
         _require_crossing(crossing)
-        stale = [store for store in registry.all_stores() if crossing not in store.crosses]
+        candidates = [store for store in registry.all_stores() if crossing not in store.crosses]
+    # A store without an entry already reads as its default: nothing to reset.
+    stale = [store for store in candidates if store._var in context]
     if stale:
         context.run(_reset_to_default, stale)
     return context
