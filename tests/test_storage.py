@@ -751,3 +751,119 @@ def test_a_coroutine_returned_by_a_sync_fn_sees_what_fn_entered(run_async: RunAs
         return await als.run("store", prepare), als.get_store()
 
     assert run_async(main) == (("store", "entered by fn"), None)
+
+
+# -- a model of the synchronous rules, checked on random programs ------------------------
+
+# A program is a list of operations on two instances (0 and 1):
+#   ("enter", i, v) | ("run", i, v, body) | ("exit", i, body) | ("scope", i, v, body)
+#   | ("take",) | ("call", k, body) | ("disable", i)
+# After every operation both instances' get_store() must match the model.
+
+DEFAULTS = ("default-0", "default-1")
+Program = list[tuple[Any, ...]]
+
+
+def _programs() -> Any:
+    from hypothesis import strategies as st
+
+    instance = st.integers(0, 1)
+    value = st.sampled_from(["a", "b", "c", None])
+    leaf = st.one_of(
+        st.tuples(st.just("enter"), instance, value),
+        st.tuples(st.just("take")),
+        st.tuples(st.just("disable"), instance),
+    )
+
+    def nest(body: Any) -> Any:
+        return st.one_of(
+            st.tuples(st.just("run"), instance, value, body),
+            st.tuples(st.just("exit"), instance, body),
+            st.tuples(st.just("scope"), instance, value, body),
+            st.tuples(st.just("call"), st.integers(0, 5), body),
+        )
+
+    return st.lists(st.recursive(leaf, lambda ops: nest(st.lists(ops, max_size=4)), max_leaves=12))
+
+
+class _Model:
+    """What get_store() must return: each entry is (value, generation of the instance)."""
+
+    def __init__(self) -> None:
+        self.generation = [0, 0]
+
+    def read(self, state: list[tuple[Any, int]], i: int) -> Any:
+        value, generation = state[i]
+        return value if generation == self.generation[i] else DEFAULTS[i]
+
+
+def _execute(
+    program: Program,
+    stores: list[AsyncLocalStorage[Any]],
+    model: _Model,
+    state: list[tuple[Any, int]],
+    snapshots: list[tuple[Any, list[tuple[Any, int]]]],
+) -> None:
+    for operation in program:
+        kind = operation[0]
+        if kind == "enter":
+            _, i, value = operation
+            stores[i].enter_with(value)
+            state[i] = (value, model.generation[i])
+        elif kind == "disable":
+            stores[operation[1]].disable()
+            model.generation[operation[1]] += 1
+        elif kind == "take":
+            snapshots.append((AsyncLocalStorage.snapshot(), list(state)))
+        elif kind == "call":
+            _, k, body = operation
+            if snapshots:
+                runner, captured = snapshots[k % len(snapshots)]
+                # A fresh copy per call: nothing of the call's own changes survives it.
+                runner(_execute, body, stores, model, list(captured), snapshots)
+        else:
+            i = operation[1]
+            value = None if kind == "exit" else operation[2]
+            body = operation[-1]
+            saved = state[i]
+            inner = list(state)
+            inner[i] = (value, model.generation[i])
+
+            def nested(inner: list[tuple[Any, int]] = inner, body: Program = body) -> None:
+                _execute(body, stores, model, inner, snapshots)
+
+            if kind == "run":
+                stores[i].run(value, nested)
+            elif kind == "exit":
+                stores[i].exit(nested)
+            else:
+                with stores[i].with_scope(value):
+                    nested()
+            # Only this instance is restored; what the body did to the other stays.
+            state[:] = inner
+            state[i] = saved
+        for j in (0, 1):
+            assert stores[j].get_store() == model.read(state, j), (operation, j)
+
+
+def test_random_programs_follow_the_model() -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(_programs())
+    def check(program: Program) -> None:
+        stores: list[AsyncLocalStorage[Any]] = [
+            AsyncLocalStorage(name="zero", default=DEFAULTS[0]),
+            AsyncLocalStorage(name="one", default=DEFAULTS[1]),
+        ]
+        model = _Model()
+        # "No entry" is modelled as a value of a generation that never matches.
+        state: list[tuple[Any, int]] = [(None, -1), (None, -1)]
+        copy_context().run(_execute, program, stores, model, state, [])
+
+    check()
