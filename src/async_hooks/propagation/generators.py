@@ -87,7 +87,16 @@ class BoundGenerator(_Driven, Generator[Y, S, R]):
         self._next = gen.__next__
 
     def __next__(self) -> Y:
-        return self._step(self._next)  # type: ignore[no-any-return]
+        # The hot path (every item of a for loop): _step and _drive, inlined.
+        frame = _get_frame()
+        try:
+            if frame is self._driver_frame:
+                return self._run(self._next)
+            return self._run(self._driven_by, frame, self._next, ())  # type: ignore[no-any-return]
+        except RuntimeError:
+            if _is_running(self._gen):
+                return self._next()  # raises the generator's own error, as in _step
+            raise
 
     def send(self, value: S, /) -> Y:
         return self._step(self._gen.send, value)  # type: ignore[no-any-return]
