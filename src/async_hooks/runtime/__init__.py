@@ -8,6 +8,8 @@ nothing of the runtime is touched. See docs/runtime.md.
 
 from __future__ import annotations
 
+import sys
+
 from .. import hooks
 from .asyncio_tracking import patch_asyncio, unpatch_asyncio
 from .threads import patch_threads, unpatch_threads
@@ -22,10 +24,20 @@ def _on_activation(active: bool) -> None:
     if active:
         patch_asyncio()
         patch_threads()
+        _track_trio_if_imported()
     else:
         unpatch_threads()
         unpatch_asyncio()
     _tracking = active
+
+
+def _track_trio_if_imported() -> None:
+    # trio is an optional extra: only a program that imported it gets its
+    # tracking (which then follows the hooks on its own); see docs/trio.md.
+    if sys.modules.get("trio") is not None:
+        from .trio_tracking import enable_auto_tracking
+
+        enable_auto_tracking()
 
 
 def is_tracking() -> bool:

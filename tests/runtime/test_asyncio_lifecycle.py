@@ -1,0 +1,345 @@
+"""Lifecycle events of asyncio's resources, on the stdlib loop and on uvloop."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+from async_hooks import execution_async_id, execution_async_resource, trigger_async_id
+
+from .conftest import Recorder, RunAsync, check_invariants
+
+
+def test_task_gets_init_steps_resolve_and_destroy(run_async: RunAsync, recorder: Recorder) -> None:
+    seen: dict[str, object] = {}
+
+    async def child() -> int:
+        seen["ids"] = (execution_async_id(), trigger_async_id())
+        seen["resource"] = execution_async_resource()
+        await asyncio.sleep(0)
+        seen["after_await"] = execution_async_id()
+        return 7
+
+    async def main() -> None:
+        seen["creator"] = execution_async_id()
+        task = asyncio.create_task(child())
+        seen["task"] = task
+        assert await task == 7
+
+    run_async(main)
+    task = seen["task"]
+    task_id = recorder.id_of(task)
+    init = recorder.inits[task_id]
+    assert init.type == "Task"
+    assert init.trigger_async_id == seen["creator"]
+    assert seen["ids"] == (task_id, seen["creator"])
+    assert seen["after_await"] == task_id
+    assert seen["resource"] is task
+    assert recorder.of(task_id) == [
+        "init",
+        "before",
+        "after",
+        "before",
+        "promise_resolve",
+        "after",
+        "destroy",
+    ]
+    check_invariants(recorder.events)
+
+
+def test_every_way_of_creating_a_task_is_tracked(run_async: RunAsync, recorder: Recorder) -> None:
+    made: list[object] = []
+
+    async def leaf() -> int:
+        made.append(asyncio.current_task())
+        return 1
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.ensure_future(leaf())
+        await asyncio.gather(leaf(), leaf())
+        async with asyncio.TaskGroup() as group:
+            group.create_task(leaf())
+        await loop.create_task(leaf())
+
+    run_async(main)
+    assert len(made) == 5
+    for task in made:
+        task_id = recorder.id_of(task)
+        assert recorder.inits[task_id].type == "Task"
+        assert recorder.of(task_id)[-1] == "destroy"
+    check_invariants(recorder.events)
+
+
+def test_future_resolution_is_reported_inside_the_resolving_step(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        handle = loop.call_soon(future.set_result, "done")
+        seen["future"], seen["handle"] = future, handle
+        assert isinstance(future, asyncio.Future)
+        assert await future == "done"
+
+    run_async(main)
+    future_id = recorder.id_of(seen["future"])
+    handle_id = recorder.id_of(seen["handle"])
+    assert recorder.inits[future_id].type == "Future"
+    assert recorder.of(future_id) == ["init", "promise_resolve", "destroy"]
+    names = [(e.name, e.async_id) for e in recorder.events]
+    resolved = names.index(("promise_resolve", future_id))
+    assert names.index(("before", handle_id)) < resolved < names.index(("after", handle_id))
+
+
+@pytest.mark.parametrize("how", ["exception", "cancel"])
+def test_future_rejected_or_cancelled_resolves_too(
+    run_async: RunAsync, recorder: Recorder, how: str
+) -> None:
+    futures: list[asyncio.Future[Any]] = []
+
+    async def main() -> None:
+        future = asyncio.get_running_loop().create_future()
+        futures.append(future)
+        if how == "exception":
+            future.set_exception(ValueError("no"))
+            with pytest.raises(ValueError, match="no"):
+                await future
+        else:
+            assert future.cancel()
+            assert not future.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await future
+
+    run_async(main)
+    assert recorder.of(recorder.id_of(futures[0])) == ["init", "promise_resolve", "destroy"]
+
+
+def test_call_soon_handle_runs_in_its_own_scope(run_async: RunAsync, recorder: Recorder) -> None:
+    seen: dict[str, Any] = {}
+
+    def callback(value: int) -> None:
+        seen["ids"] = (execution_async_id(), trigger_async_id())
+        seen["resource"] = execution_async_resource()
+        seen["value"] = value
+
+    async def main() -> None:
+        seen["creator"] = execution_async_id()
+        seen["handle"] = asyncio.get_running_loop().call_soon(callback, 5)
+        await asyncio.sleep(0.001)
+
+    run_async(main)
+    handle = seen["handle"]
+    handle_id = recorder.id_of(handle)
+    assert recorder.inits[handle_id].type == "Handle"
+    assert seen["ids"] == (handle_id, seen["creator"])
+    assert seen["resource"] is handle
+    assert seen["value"] == 5
+    assert recorder.of(handle_id) == ["init", "before", "after", "destroy"]
+
+
+def test_timers_nested_form_a_trigger_chain(run_async: RunAsync, recorder: Recorder) -> None:
+    handles: list[asyncio.TimerHandle] = []
+    ids: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def level(depth: int) -> None:
+            ids.append(execution_async_id())
+            if depth == 3:
+                done.set_result(None)
+                return
+            handles.append(loop.call_later(0.001, level, depth + 1))
+
+        handles.append(loop.call_at(loop.time() + 0.001, level, 1))
+        await done
+
+    run_async(main)
+    timer_ids = [recorder.id_of(handle) for handle in handles]
+    assert ids == timer_ids
+    assert all(recorder.inits[i].type == "TimerHandle" for i in timer_ids)
+    # Each timer was created by the one before it.
+    triggers = [recorder.inits[i].trigger_async_id for i in timer_ids]
+    assert triggers[1:] == timer_ids[:-1]
+    for timer_id in timer_ids:
+        assert recorder.of(timer_id) == ["init", "before", "after", "destroy"]
+
+
+def test_cancelled_timer_is_destroyed_without_running(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    timer_ids: list[int] = []
+
+    async def main() -> None:
+        timer = asyncio.get_running_loop().call_later(10, pytest.fail, "must not run")
+        timer_ids.append(recorder.id_of(timer))
+        timer.cancel()
+        # uvloop's handles cannot be watched: theirs comes when collected,
+        # so let go of every reference to it, the recorder's included.
+        recorder.inits[timer_ids[0]].resource = None
+        del timer
+        gc.collect()
+        await asyncio.sleep(0.001)
+
+    run_async(main)
+    assert recorder.of(timer_ids[0]) == ["init", "destroy"]
+
+
+def test_tasks_and_timers_nest_into_a_trigger_tree(run_async: RunAsync, recorder: Recorder) -> None:
+    created: list[tuple[int, object]] = []
+
+    async def inner() -> None:
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+        created.append((execution_async_id(), finished))
+        created.append((execution_async_id(), loop.call_later(0, finished.set_result, None)))
+        await finished
+
+    async def outer() -> None:
+        task = asyncio.create_task(inner())
+        created.append((execution_async_id(), task))
+        await task
+
+    async def main() -> None:
+        task = asyncio.create_task(outer())
+        created.append((execution_async_id(), task))
+        await task
+
+    run_async(main)
+    for creator, resource in created:
+        assert recorder.inits[recorder.id_of(resource)].trigger_async_id == creator
+    check_invariants(recorder.events)
+
+
+def test_executor_jobs_and_to_thread(run_async: RunAsync, recorder: Recorder) -> None:
+    seen: list[tuple[int, int, object]] = []
+
+    def job() -> str:
+        seen.append((execution_async_id(), trigger_async_id(), execution_async_resource()))
+        return "ran"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        creator = execution_async_id()
+        assert await loop.run_in_executor(None, job) == "ran"
+        assert await asyncio.to_thread(job) == "ran"
+        assert all(trigger == creator for _, trigger, _ in seen)
+
+    run_async(main)
+    assert len(seen) == 2
+    for async_id, _, resource in seen:
+        init = recorder.inits[async_id]
+        assert init.type == "ExecutorJob"
+        assert init.resource is resource
+        assert recorder.of(async_id) == ["init", "before", "after", "destroy"]
+    check_invariants(recorder.events)
+
+
+def test_run_coroutine_threadsafe_keeps_the_chain(run_async: RunAsync, recorder: Recorder) -> None:
+    seen: dict[str, Any] = {}
+
+    async def remote() -> str:
+        seen["task"] = asyncio.current_task()
+        seen["ids"] = (execution_async_id(), trigger_async_id())
+        return "from thread"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def in_thread() -> str:
+            seen["thread_id"] = execution_async_id()
+            future = asyncio.run_coroutine_threadsafe(remote(), loop)
+            return future.result(timeout=5)
+
+        assert await asyncio.to_thread(in_thread) == "from thread"
+
+    run_async(main)
+    task_id = recorder.id_of(seen["task"])
+    assert seen["ids"][0] == task_id
+    # The task was created by the call_soon_threadsafe handle the thread scheduled.
+    handle_id = seen["ids"][1]
+    assert recorder.inits[handle_id].type == "Handle"
+    assert recorder.inits[handle_id].trigger_async_id == seen["thread_id"]
+    check_invariants(recorder.events)
+
+
+def test_threads_started_while_tracking(recorder: Recorder) -> None:
+    seen: list[tuple[int, int, object]] = []
+    creator = execution_async_id()
+
+    def body() -> None:
+        seen.append((execution_async_id(), trigger_async_id(), execution_async_resource()))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    thread_id = recorder.id_of(thread)
+    assert recorder.inits[thread_id].type == "Thread"
+    assert seen == [(thread_id, creator, thread)]
+    assert recorder.of(thread_id) == ["init", "before", "after", "destroy"]
+    assert "run" not in vars(thread)
+
+
+def test_eager_task_gets_init_before_its_first_step(
+    run_async: RunAsync, recorder: Recorder, loop_name: str
+) -> None:
+    if sys.version_info < (3, 12):
+        pytest.skip("eager tasks are 3.12+")
+    if loop_name == "uvloop" and sys.version_info >= (3, 13):
+        pytest.skip("uvloop 0.23 passes eager_start= to the factory, which 3.13's refuses")
+    seen: dict[str, Any] = {}
+
+    async def eager() -> int:
+        seen["first_step"] = (execution_async_id(), execution_async_resource())
+        await asyncio.sleep(0)
+        return 3
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        try:
+            task = loop.create_task(eager())
+            # Eager: the first step already ran inside create_task.
+            assert "first_step" in seen
+            seen["task"] = task
+            assert await task == 3
+            finished = loop.create_task(asyncio.sleep(0, "sync"))
+            assert await finished == "sync"
+        finally:
+            loop.set_task_factory(None)
+
+    run_async(main)
+    task_id = recorder.id_of(seen["task"])
+    assert seen["first_step"] == (task_id, seen["task"])
+    assert recorder.of(task_id)[:2] == ["init", "before"]
+    assert recorder.of(task_id)[-1] == "destroy"
+    check_invariants(recorder.events)
+
+
+def test_task_repr_and_coroutine_introspection_stay_the_users(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    async def introspected() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        task = asyncio.create_task(introspected())
+        await asyncio.sleep(0)
+        assert "introspected" in repr(task)
+        coro: Any = task.get_coro()
+        assert coro.__qualname__.endswith("introspected")
+        assert coro.cr_frame is not None
+        assert task.get_stack()
+        await task
+
+    run_async(main)
+    assert "Task" in recorder.types()
