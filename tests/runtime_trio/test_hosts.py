@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import outcome
 import trio
-from tests.conftest import RunAsync
 
 from async_hooks import AsyncLocalStorage, execution_async_id, trigger_async_id
 
 from .conftest import TrioEvents
 
+# The shape of tests/conftest.py's run_async fixture.
+RunAsync = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]
+
 
 def test_guest_run_on_an_asyncio_loop_is_tracked(
-    run_async: RunAsync[Any], trio_events: TrioEvents
+    run_async: RunAsync, trio_events: TrioEvents
 ) -> None:
     als: AsyncLocalStorage[str] = AsyncLocalStorage()
     ids: dict[str, tuple[int, int]] = {}

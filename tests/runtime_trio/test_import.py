@@ -32,3 +32,28 @@ def test_the_core_works_without_trio() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_enabling_a_hook_tracks_trio_once_trio_is_imported() -> None:
+    # No `import async_hooks.trio`: the runtime package turns trio tracking on
+    # with the first hook when the program has imported trio.
+    code = """
+import trio
+import async_hooks
+
+types = []
+hook = async_hooks.create_hook(init=lambda i, t, tr, r: types.append(t)).enable()
+
+async def main():
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep, 0)
+
+trio.run(main)
+hook.disable()
+print(types.count("TrioTask") >= 3, hasattr(trio.run, "__wrapped__"))
+"""
+    result = run_python(code)
+
+    assert result.returncode == 0, result.stderr
+    # Tasks were reported, and trio.run is the original again after the last hook.
+    assert result.stdout.split() == ["True", "False"]

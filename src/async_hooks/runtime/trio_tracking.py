@@ -110,8 +110,8 @@ class LifecycleInstrument(trio.abc.Instrument):
             return
         if hooks.registry.after:
             task.context.run(hooks.emit_after, frame.async_id)
-        if exited and hooks.registry.destroy:
-            hooks.emit_destroy(frame.async_id)
+        if exited:
+            _finish(frame)
 
     def task_exited(self, task: Task) -> None:
         if task is self._stepping:
@@ -120,8 +120,8 @@ class LifecycleInstrument(trio.abc.Instrument):
             self._stepping_exited = True
             return
         frame = self._frames.pop(task, None)
-        if frame is not None and hooks.registry.destroy:
-            hooks.emit_destroy(frame.async_id)
+        if frame is not None:
+            _finish(frame)
 
     def _adopt(self, task: Task) -> ExecutionFrame | None:
         """Give an id to a task spawned while no hook was enabled.
@@ -155,6 +155,11 @@ class LifecycleInstrument(trio.abc.Instrument):
         # KeyError: not (or no longer) in this run; RuntimeError: not in a run.
         with contextlib.suppress(KeyError, RuntimeError):
             trio.lowlevel.remove_instrument(self)
+
+
+def _finish(frame: ExecutionFrame) -> None:
+    if hooks.registry.destroy:
+        hooks.emit_destroy(frame.async_id)
 
 
 def _set_frame(task: Task, frame: ExecutionFrame) -> bool:
