@@ -5,7 +5,8 @@ running the script directly, for a fast look). Three workloads, each timed
 in the same modes on Python (stdlib loop and uvloop) and on Node:
 
 * ``tasks``: 100,000 tasks (Node: async function calls) created and awaited,
-  1,000 at a time, each yielding to the loop once;
+  1,000 at a time, each yielding to the loop once; also on trio (tasks in
+  nurseries of 1,000), tracked through ``async_hooks.trio``;
 * ``callbacks``: 1,000,000 ``loop.call_soon`` callbacks (Node: ``setImmediate``),
   10,000 scheduled at a time;
 * ``http``: a keep-alive HTTP server on 127.0.0.1 (asyncio streams; Node's
@@ -76,11 +77,14 @@ def noop(*args: object) -> None:
     return None
 
 
-def enable_mode(mode: str) -> None:
+def enable_mode(mode: str, loop: str) -> None:
     """Import async_hooks and enable hooks as ``mode`` asks (``plain``: nothing)."""
     if mode == "plain":
         return
     import async_hooks
+
+    if loop == "trio":
+        import async_hooks.trio
 
     if mode == "init":
         async_hooks.create_hook(init=noop).enable()
@@ -195,13 +199,38 @@ async def serve_http_until_stdin_closes() -> None:
 
 
 def worker(workload: str, loop: str, mode: str, size: int) -> None:
-    enable_mode(mode)
+    enable_mode(mode, loop)
+    if loop == "trio":
+        print(json.dumps({"seconds": time_trio_tasks(size)}), flush=True)
+        return
     if workload == "http":
         with asyncio.Runner(loop_factory=lambda: new_loop(loop)) as runner:
             runner.run(serve_http_until_stdin_closes())
         return
     chosen = create_and_await_tasks if workload == "tasks" else run_callbacks
     print(json.dumps({"seconds": time_in_worker(chosen, size, loop)}), flush=True)
+
+
+def time_trio_tasks(size: int) -> float:
+    """The ``tasks`` workload on trio: tasks spawned in nurseries of 1,000."""
+    import trio
+
+    async def spawn_and_wait(count: int) -> None:
+        for done in range(0, count, TASK_BATCH):
+            async with trio.open_nursery() as nursery:
+                for _ in range(min(TASK_BATCH, count - done)):
+                    nursery.start_soon(trio.sleep, 0)
+
+    async def main() -> float:
+        await spawn_and_wait(max(1, size // 5))
+        timings = []
+        for _ in range(3):
+            start = time.process_time()
+            await spawn_and_wait(size)
+            timings.append(time.process_time() - start)
+        return statistics.median(timings)
+
+    return trio.run(main)
 
 
 # -- the load generator, run in the orchestrating process ------------------------
@@ -392,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     all_series: list[Series] = []
     for workload in args.workloads:
-        for loop in LOOPS:
+        for loop in (*LOOPS, "trio") if workload == "tasks" else LOOPS:
 
             def python(mode: str, workload: str = workload, loop: str = loop) -> list[str]:
                 return python_command(workload, loop, mode, sizes)
