@@ -586,3 +586,84 @@ def test_a_subclass_is_a_resource_with_its_own_type(recorder: Recorder) -> None:
         f"select 1 in {query.async_id()}"
     )
     assert recorder.resources[query.async_id()] is query
+
+
+# -- Node's worker pool example, with real threads ---------------------------------------
+
+
+class WorkerPoolTaskInfo(AsyncResource):
+    """One task of the pool: its callback runs in the scope of whoever submitted it."""
+
+    def __init__(self, callback: Callable[[BaseException | None, int | None], None]) -> None:
+        super().__init__("TestWorkerPoolTaskInfo")
+        self.callback = callback
+
+    def done(self, error: BaseException | None, result: int | None) -> None:
+        self.run_in_async_scope(self.callback, error, result)
+        self.emit_destroy()  # a task info is used once
+
+
+class WorkerPool:
+    """Threads that add two numbers; Node's WorkerPool, without the event emitter."""
+
+    def __init__(self, threads: int) -> None:
+        import queue
+
+        self._jobs: queue.Queue[tuple[dict[str, int], WorkerPoolTaskInfo] | None] = queue.Queue()
+        self._workers = [threading.Thread(target=self._work) for _ in range(threads)]
+        for worker in self._workers:
+            worker.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            task, info = job
+            try:
+                info.done(None, task["a"] + task["b"])
+            except Exception as error:  # the pool's own bug: hand it to the callback
+                info.done(error, None)
+
+    def run_task(
+        self, task: dict[str, int], callback: Callable[[BaseException | None, int | None], None]
+    ) -> None:
+        self._jobs.put((task, WorkerPoolTaskInfo(callback)))
+
+    def close(self) -> None:
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.join()
+
+
+def test_node_s_worker_pool_example_runs_callbacks_in_the_submitter_s_scope(
+    recorder: Recorder,
+) -> None:
+    als: AsyncLocalStorage[int] = AsyncLocalStorage()
+    pool = WorkerPool(3)
+    results: dict[int, tuple[BaseException | None, int | None, int | None, int, int]] = {}
+    lock = threading.Lock()
+    submitters: dict[int, AsyncResource] = {}
+
+    def submit(i: int) -> None:
+        def callback(error: BaseException | None, result: int | None) -> None:
+            with lock:
+                ids = (execution_async_id(), trigger_async_id())
+                results[i] = (error, result, als.get_store(), *ids)
+
+        pool.run_task({"a": 42, "b": i}, callback)
+
+    try:
+        for i in range(10):
+            # Each submission comes from its own request: a store and a scope.
+            submitter = submitters[i] = als.run(i, AsyncResource, "Submitter")
+            submitter.run_in_async_scope(submit, i)
+    finally:
+        pool.close()
+
+    task_infos = {event[1]: event[3] for event in recorder.of("init")}
+    assert len(task_infos) == 10
+    for i in range(10):
+        error, result, store, async_id, trigger = results[i]
+        assert (error, result, store) == (None, 42 + i, i)
+        # The callback ran in its task info's scope, caused by the submitter.
+        assert task_infos[async_id] == trigger == submitters[i].async_id()
+    assert sorted(event[1] for event in recorder.of("destroy")) == sorted(task_infos)
