@@ -156,7 +156,7 @@ def _as_exception(
 
 def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable[..., Any]:
     def create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        if not is_coroutine(coro) or type(coro) is TaskCoroutine:
+        if not hooks.registry.hooks or not is_coroutine(coro) or type(coro) is TaskCoroutine:
             return original(self, coro, **kwargs)
         record = track()
         context: Context | None = kwargs.get("context")
@@ -222,7 +222,9 @@ class Future(asyncio.Future[T]):
 
 
 def _tracked_create_future(_original: Callable[..., Any]) -> Callable[..., Any]:
-    def create_future(self: asyncio.AbstractEventLoop) -> Future[Any]:
+    def create_future(self: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+        if not hooks.registry.hooks:
+            return _original(self)  # type: ignore[no-any-return]
         record = track()
         future: Future[Any] = Future(loop=self)
         future._async_hooks_record = record
@@ -290,9 +292,14 @@ def _schedule(
     *,
     threadsafe: bool = False,
 ) -> Any:
-    if type(callback) is TrackedCallback or _is_task_step(callback) or not callable(callback):
-        # Already ours (call_later calls call_at), a task's own step, or an
-        # error the loop reports in its own words.
+    if (
+        not hooks.registry.hooks
+        or type(callback) is TrackedCallback
+        or _is_task_step(callback)
+        or not callable(callback)
+    ):
+        # Stranded (see patching.py), already ours (call_later calls call_at),
+        # a task's own step, or an error the loop reports in its own words.
         return original(loop, *leading, callback, *args, context=context)
     record = track()
     tracked = TrackedCallback(callback, record)
@@ -362,7 +369,7 @@ def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callab
     def cancel(self: asyncio.Handle) -> None:
         callback = self._callback  # type: ignore[attr-defined]
         original(self)
-        if type(callback) is TrackedCallback:
+        if type(callback) is TrackedCallback and hooks.registry.hooks:
             finish(callback.record)
 
     return cancel
@@ -429,8 +436,13 @@ def _tracked_run_in_executor(original: Callable[..., Any]) -> Callable[..., Any]
     def run_in_executor(
         self: asyncio.AbstractEventLoop, executor: Any, func: Any, *args: Any
     ) -> Any:
-        if not callable(func) or is_coroutine(func) or inspect.iscoroutinefunction(func):
-            return original(self, executor, func, *args)  # the loop's own error
+        if (
+            not hooks.registry.hooks
+            or not callable(func)
+            or is_coroutine(func)
+            or inspect.iscoroutinefunction(func)
+        ):
+            return original(self, executor, func, *args)  # stranded, or the loop's own error
         record = track()
         record.context = copy_context()
         job = ExecutorJob(func, record)
@@ -478,8 +490,8 @@ def patch_asyncio() -> None:
         return
     for cls in _loop_classes():
         for name, make in _LOOP_PATCHES:
-            _patches.apply(cls, name, make(getattr(cls, name)))
-    _patches.apply(asyncio.Handle, "cancel", _tracked_handle_cancel(asyncio.Handle.cancel))
+            _patches.apply(cls, name, make)
+    _patches.apply(asyncio.Handle, "cancel", _tracked_handle_cancel)
 
 
 def unpatch_asyncio() -> None:

@@ -5,10 +5,18 @@ inherited (uvloop.Loop inherits its methods from the C base) is restored by
 deleting ours, so that lookups reach the inherited object again. Either way,
 after ``restore_all()`` every patched name resolves to the identical object
 it resolved to before.
+
+Unless someone patched the same name on top of ours in the meantime (another
+library, or ``async_hooks.install()``): putting our original back would
+silently remove their wrapper. Ours then stays in their chain, *stranded*;
+every replacement passes straight through to its original while no hook is
+enabled, and a later ``apply`` of the same name reuses the stranded one
+instead of stacking a second.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Patches"]
@@ -20,20 +28,24 @@ class Patches:
     """A stack of applied patches, undone together in reverse order."""
 
     def __init__(self) -> None:
-        self._applied: list[tuple[Any, str, Any]] = []
+        self._applied: list[tuple[Any, str, Any, Any]] = []
+        self._stranded: dict[tuple[Any, str], Any] = {}
 
-    def apply(self, owner: Any, name: str, replacement: Any) -> Any:
-        """Set ``owner.name = replacement``; return what ``owner.name`` was."""
-        current = getattr(owner, name)
+    def apply(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+        """Set ``owner.name = make(current owner.name)``, unless ours is still there."""
+        if (owner, name) in self._stranded:
+            return
         own = vars(owner).get(name, _INHERITED)
-        self._applied.append((owner, name, own))
+        replacement = make(getattr(owner, name))
+        self._applied.append((owner, name, own, replacement))
         setattr(owner, name, replacement)
-        return current
 
     def restore_all(self) -> None:
         while self._applied:
-            owner, name, own = self._applied.pop()
-            if own is _INHERITED:
+            owner, name, own, replacement = self._applied.pop()
+            if vars(owner).get(name) is not replacement:
+                self._stranded[(owner, name)] = replacement
+            elif own is _INHERITED:
                 delattr(owner, name)
             else:
                 setattr(owner, name, own)

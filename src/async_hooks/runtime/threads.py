@@ -55,8 +55,8 @@ class _TrackedRun:
 
 def _tracked_start(original: Callable[[threading.Thread], None]) -> Callable[..., None]:
     def start(self: threading.Thread) -> None:
-        if "run" in vars(self) and isinstance(vars(self)["run"], _TrackedRun):
-            return original(self)  # started twice: the original raises
+        if not hooks.registry.hooks or isinstance(vars(self).get("run"), _TrackedRun):
+            return original(self)  # stranded (see patching.py), or started twice
         record = track()
         record.attach(self)
         tracked = _TrackedRun(self, record)
@@ -73,7 +73,7 @@ def _tracked_start(original: Callable[[threading.Thread], None]) -> Callable[...
 
 def patch_threads() -> None:
     if not _patches:
-        _patches.apply(threading.Thread, "start", _tracked_start(threading.Thread.start))
+        _patches.apply(threading.Thread, "start", _tracked_start)
 
 
 def unpatch_threads() -> None:
