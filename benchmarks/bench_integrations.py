@@ -169,37 +169,59 @@ class Server:
             assert header is not None, self.variant
             assert body == header, (self.variant, body, header)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far (Linux /proc)."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            # Fields after the command name, which is in parentheses.
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
 
 
-def run_wrk(wrk: str, port: int, seconds: int, connections: int) -> float:
+class Run:
+    """One wrk run against one server: its throughput and the server's CPU per request."""
+
+    def __init__(self, requests_per_second: float, cpu_per_request: float) -> None:
+        self.requests_per_second = requests_per_second
+        self.cpu_per_request = cpu_per_request
+
+
+def run_wrk(wrk: str, server: Server, seconds: int, connections: int) -> Run:
+    cpu_before = server.cpu_seconds()
     result = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/"],
+        [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{server.port}/"],
         capture_output=True,
         text=True,
         check=True,
     )
-    match = re.search(r"Requests/sec:\s+([0-9.]+)", result.stdout)
-    if match is None or "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
+    cpu = server.cpu_seconds() - cpu_before
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", result.stdout)
+    total = re.search(r"([0-9]+) requests in", result.stdout)
+    if (
+        rate is None
+        or total is None
+        or "Non-2xx" in result.stdout
+        or "Socket errors" in result.stdout
+    ):
         raise SystemExit(f"wrk run failed:\n{result.stdout}")
-    return float(match.group(1))
+    return Run(float(rate.group(1)), cpu / int(total.group(1)))
 
 
-def bench_http(rounds: int, seconds: int, connections: int) -> dict[str, list[float]]:
+def bench_http(rounds: int, seconds: int, connections: int) -> dict[str, list[Run]]:
     wrk = ensure_wrk()
     servers = [Server(variant) for variant in VARIANTS]
-    results: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    results: dict[str, list[Run]] = {variant: [] for variant in VARIANTS}
     try:
         for server in servers:  # warm-up, not recorded
-            run_wrk(wrk, server.port, 1, connections)
+            run_wrk(wrk, server, 1, connections)
         for round_number in range(rounds):
             # Rotate the order so that no variant always runs first or last.
             shift = round_number % len(servers)
             for server in servers[shift:] + servers[:shift]:
-                rps = run_wrk(wrk, server.port, seconds, connections)
-                results[server.variant].append(rps)
+                results[server.variant].append(run_wrk(wrk, server, seconds, connections))
             print(f"  round {round_number + 1}/{rounds} done", flush=True)
     finally:
         for server in servers:
@@ -306,17 +328,28 @@ def quartiles(values: list[float]) -> tuple[float, float]:
     return low, high
 
 
-def report_http(results: dict[str, list[float]]) -> None:
+def report_http(results: dict[str, list[Run]]) -> None:
     bare = results["bare app"]
-    print("| server | median requests/s | median ratio to bare app (IQR) | median cost |")
-    print("|---|---:|---:|---:|")
+    bare_rps = [run.requests_per_second for run in bare]
+    bare_cpu = [run.cpu_per_request for run in bare]
+    print(
+        "| server | median requests/s | median ratio to bare (IQR) "
+        "| median server CPU per request | median ratio to bare (IQR) | CPU cost |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for variant in VARIANTS:
-        ratios = paired_ratios(results[variant], bare)
-        ratio = statistics.median(ratios)
-        low, high = quartiles(ratios)
+        rps = [run.requests_per_second for run in results[variant]]
+        cpu = [run.cpu_per_request for run in results[variant]]
+        rps_ratios = paired_ratios(rps, bare_rps)
+        cpu_ratios = paired_ratios(cpu, bare_cpu)
+        rps_low, rps_high = quartiles(rps_ratios)
+        cpu_low, cpu_high = quartiles(cpu_ratios)
+        cpu_ratio = statistics.median(cpu_ratios)
         print(
-            f"| {variant} | {statistics.median(results[variant]):,.0f} "
-            f"| {ratio:.3f} ({low:.3f}-{high:.3f}) | {1 - ratio:+.1%} |"
+            f"| {variant} | {statistics.median(rps):,.0f} "
+            f"| {statistics.median(rps_ratios):.3f} ({rps_low:.3f}-{rps_high:.3f}) "
+            f"| {statistics.median(cpu) * 1e6:.1f} µs "
+            f"| {cpu_ratio:.3f} ({cpu_low:.3f}-{cpu_high:.3f}) | {cpu_ratio - 1:+.1%} |"
         )
 
 
