@@ -469,3 +469,36 @@ def test_the_hook_repr_names_its_callbacks() -> None:
     hook = create_hook(init=lambda *_: None, destroy=lambda _: None)
     assert repr(hook) == "<AsyncHook disabled (init, destroy)>"
     assert repr(create_hook()) == "<AsyncHook disabled (no callbacks)>"
+
+
+def test_before_and_after_run_in_the_resource_s_scope_and_destroy_in_the_caller_s(
+    enabled: list[AsyncHook],
+) -> None:
+    ids: set[int] = set()
+    seen: list[tuple[str, int, int]] = []
+
+    def init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
+        if type == "TestScopes":
+            ids.add(async_id)
+
+    def recorder(event: str) -> Callable[[int], None]:
+        def record(async_id: int) -> None:
+            if async_id in ids:
+                seen.append((event, async_id, execution_async_id()))
+
+        return record
+
+    hook = create_hook(
+        init=init, before=recorder("before"), after=recorder("after"), destroy=recorder("destroy")
+    )
+    enabled.append(hook.enable())
+    resource = AsyncResource("TestScopes")
+    resource.run_in_async_scope(lambda: None)
+    caller = AsyncResource("Caller")
+    caller.run_in_async_scope(resource.emit_destroy)
+    async_id = resource.async_id()
+    assert seen == [
+        ("before", async_id, async_id),
+        ("after", async_id, async_id),
+        ("destroy", async_id, caller.async_id()),
+    ]
