@@ -15,6 +15,7 @@ from contextvars import Context
 from typing import Any, TypeVarTuple, Unpack
 
 import pytest
+import uvloop
 
 from async_hooks import (
     AsyncLocalStorage,
@@ -481,13 +482,16 @@ def test_a_loop_closed_before_its_flush_ran_does_not_stop_later_loops_from_flush
     assert destroyed.count(later_id) == 1
 
 
-def test_no_destroy_inside_the_collector_even_if_scheduling_the_flush_emits_events() -> None:
+@pytest.mark.parametrize("loop_class", [asyncio.SelectorEventLoop, uvloop.Loop])
+def test_no_destroy_inside_the_collector_even_if_scheduling_the_flush_emits_events(
+    loop_class: type[asyncio.AbstractEventLoop],
+) -> None:
     # Runtime tracking makes call_soon_threadsafe itself emit events (and
     # flush queued destroys first); doing so from the collector callback must
     # still deliver nothing there.
     destroyed: list[tuple[int, bool]] = []
 
-    class EventfulLoop(asyncio.SelectorEventLoop):
+    class EventfulLoop(loop_class):  # type: ignore[valid-type, misc]
         def call_soon_threadsafe(
             self,
             callback: Callable[[Unpack[Ts]], object],
@@ -495,7 +499,8 @@ def test_no_destroy_inside_the_collector_even_if_scheduling_the_flush_emits_even
             context: Context | None = None,
         ) -> asyncio.Handle:
             AsyncResource("Scheduling", require_manual_destroy=True)  # an event here
-            return super().call_soon_threadsafe(callback, *args, context=context)
+            handle: asyncio.Handle = super().call_soon_threadsafe(callback, *args, context=context)
+            return handle
 
     async def main() -> tuple[int, list[tuple[int, bool]]]:
         async_id = _cyclic_resource("TestEventful")
