@@ -16,7 +16,6 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 import pytest
-from tests.conftest import RunAsync
 
 from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError
 from async_hooks.propagation import (
@@ -28,6 +27,7 @@ from async_hooks.propagation import (
     start_thread,
     to_thread,
 )
+from tests.conftest import RunAsync
 
 from ._jobs import Seen, enter_all, local, seen, seen_then_pollute, shared
 

@@ -11,10 +11,10 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from tests.conftest import RunAsync
 
 import async_hooks
 from async_hooks.propagation import ContextExecutor, ContextThread, install, installed, uninstall
+from tests.conftest import RunAsync
 
 from ._jobs import Seen, enter_all, local, seen, seen_then_pollute
 

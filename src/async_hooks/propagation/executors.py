@@ -29,6 +29,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _IN_PROCESS_OR_PROCESSES = (Crossing.POOLS, Crossing.THREADS, Crossing.PROCESSES)
+_PROCESSES = Crossing.PROCESSES  # read per job: a module constant is the cheapest read
 
 
 class ContextExecutor(Executor):
@@ -70,7 +71,7 @@ class ContextExecutor(Executor):
         return self._crossing
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        if self._crossing is Crossing.PROCESSES:
+        if self._crossing is _PROCESSES:
             return self._executor.submit(carry_stores(fn), *args, **kwargs)
         require_callable(fn, "fn")
         run_in_captured: Callable[..., R] = capture_context(self._crossing).run
@@ -83,7 +84,7 @@ class ContextExecutor(Executor):
         timeout: float | None = None,
         chunksize: int = 1,
     ) -> Iterator[R]:
-        if self._crossing is Crossing.PROCESSES:
+        if self._crossing is _PROCESSES:
             # One submitter for the whole map: one carrier, which chunks can share.
             return self._executor.map(
                 carry_stores(fn), *iterables, timeout=timeout, chunksize=chunksize

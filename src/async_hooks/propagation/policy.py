@@ -69,7 +69,7 @@ def _require_crossing(crossing: object) -> Crossing:
 
 
 def _require_serialized_crossing(crossing: object) -> Crossing:
-    if crossing is Crossing.PROCESSES or crossing is Crossing.REMOTE:
+    if crossing is _PROCESSES or crossing is _REMOTE:
         return crossing
     _require_crossing(crossing)
     if crossing not in (Crossing.PROCESSES, Crossing.REMOTE):
@@ -78,6 +78,14 @@ def _require_serialized_crossing(crossing: object) -> Crossing:
             f"(in-process work gets capture_context()). Received {crossing!r}"
         )
     return crossing
+
+
+# Module constants: reading an Enum member off its class costs a lookup in
+# the class's metaclass on every call, and these are read once per job.
+_THREADS = Crossing.THREADS
+_POOLS = Crossing.POOLS
+_PROCESSES = Crossing.PROCESSES
+_REMOTE = Crossing.REMOTE
 
 
 def capture_context(crossing: Crossing) -> Context:
@@ -90,7 +98,7 @@ def capture_context(crossing: Crossing) -> Context:
     context = copy_context()
     # The default policy (every store crosses threads and pools) costs
     # nothing beyond the copy: the restricted tuple is empty.
-    if crossing is Crossing.THREADS or crossing is Crossing.POOLS:
+    if crossing is _THREADS or crossing is _POOLS:
         if not registry.in_process_restricted:
             return context
         candidates = [
