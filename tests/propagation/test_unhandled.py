@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
+import uvloop
 
 from async_hooks import AsyncLocalStorage
 from async_hooks.errors import InvalidArgTypeError
@@ -17,6 +18,7 @@ from async_hooks.propagation.unhandled import (
     failure_context,
     in_failure_context,
     install_exception_context,
+    with_exception_context,
 )
 
 # The signature of the `run_async` fixture of conftest.py.
@@ -280,3 +282,21 @@ def test_bad_arguments_are_rejected() -> None:
         in_failure_context(None)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="no running event loop"):
         install_exception_context()
+
+
+def test_with_exception_context_installs_on_every_new_loop(
+    loop_name: str, asyncio_log: StoreRecorder
+) -> None:
+    base = uvloop.new_event_loop if loop_name == "uvloop" else asyncio.new_event_loop
+
+    async def main() -> None:
+        assert asyncio.get_running_loop().get_exception_handler() is not None
+        await fail_and_collect_task()
+        await fail_in_callback()
+
+    for _ in range(2):
+        with asyncio.Runner(loop_factory=with_exception_context(base)) as runner:
+            runner.run(main())
+    assert [store for _, store in asyncio_log.seen] == ["task", "callback, then the callback"] * 2
+    with pytest.raises(InvalidArgTypeError, match='"loop_factory" argument must be callable'):
+        with_exception_context("uvloop")  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from .unhandled import (
     failure_context,
     in_failure_context,
     install_exception_context,
+    with_exception_context,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "start_thread",
     "to_thread",
     "uninstall",
+    "with_exception_context",
 ]

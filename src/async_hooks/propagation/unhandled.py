@@ -11,8 +11,10 @@ Node runs its uncaught-exception handling in the context of the failing
 callback. :func:`install_exception_context` gives a loop that rule: its
 exception handler (the user's own, chained, or the loop's default one, which
 logs) runs in a copy of the failing task's or callback's context.
-:func:`in_failure_context` does the same for one handler, and
-:func:`failure_context` finds that context for handlers that want to look.
+:func:`with_exception_context` makes a loop factory that installs it on
+every new loop; :func:`in_failure_context` does the same for one handler,
+and :func:`failure_context` finds that context for handlers that want to
+look.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "failure_context",
     "in_failure_context",
     "install_exception_context",
+    "with_exception_context",
 ]
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
@@ -257,3 +260,22 @@ def install_exception_context(
         loop.set_task_factory(factory)
     loop.set_exception_handler(handler)
     return ExceptionContextInstallation(loop, handler, factory)
+
+
+def with_exception_context(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A loop factory whose loops have :func:`install_exception_context` applied.
+
+    For ``asyncio.Runner(loop_factory=...)`` and ``asyncio.run(...,
+    loop_factory=...)`` (3.12+): the installation is in place before the
+    first task exists, so on 3.11 the main task's context is recorded too.
+    """
+    require_callable(loop_factory, "loop_factory")
+
+    def new_loop() -> asyncio.AbstractEventLoop:
+        loop = loop_factory()
+        install_exception_context(loop)
+        return loop
+
+    return new_loop
