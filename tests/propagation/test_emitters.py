@@ -206,6 +206,31 @@ def test_asyncio_emitter_coroutine_listeners_keep_the_creation_context(
     run_async(main)
 
 
+def test_asyncio_emitter_reports_a_failing_coroutine_listener_in_its_scope(
+    run_async: RunAsync,
+) -> None:
+    async def main() -> None:
+        errors: list[tuple[str, str | None]] = []
+        reported = asyncio.Event()
+        emitter = request.run("creation", lambda: AsyncIOEventEmitterAsyncResource("Failing"))
+
+        async def failing_listener() -> None:
+            await asyncio.sleep(0)
+            raise KeyError("listener failed")
+
+        def on_error(error: BaseException) -> None:
+            errors.append((repr(error), request.get_store()))
+            reported.set()
+
+        emitter.on("event", failing_listener)
+        emitter.on("error", on_error)
+        request.run("emitting request", emitter.emit, "event")
+        await asyncio.wait_for(reported.wait(), 5)
+        assert errors == [("KeyError('listener failed')", "creation")]
+
+    run_async(main)
+
+
 def test_asyncio_emitter_default_follows_the_emitting_task(run_async: RunAsync) -> None:
     from pyee.asyncio import AsyncIOEventEmitter
 
