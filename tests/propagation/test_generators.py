@@ -532,3 +532,21 @@ def test_bound_async_generator_steps_report_the_ids_of_the_code_driving_them(
         await gen.aclose()
 
     run_async(main)
+
+
+def test_bound_generator_decorates_methods() -> None:
+    class Repository:
+        def __init__(self, rows: list[str]) -> None:
+            self.rows = rows
+
+        @bound_generator
+        def scan(self) -> Generator[tuple[str, str | None], None, None]:
+            for row in self.rows:
+                yield row, request.get_store()
+                request.enter_with(f"after {row}")
+
+    scan = request.run("creation", Repository(["a", "b"]).scan)
+    assert list(scan) == [("a", "creation"), ("b", "after a")]
+    assert request.get_store() is None
+    assert Repository.scan.__name__ == "scan"
+    assert Repository.scan.__wrapped__ is not None  # type: ignore[attr-defined]
