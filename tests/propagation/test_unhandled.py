@@ -106,6 +106,29 @@ def test_bare_task_error_is_logged_in_the_collectors_context(
     assert asyncio_log.seen == [("Task exception was never retrieved", "collector")]
 
 
+def test_bare_users_handler_context_depends_on_loop_and_version(
+    run_async: RunAsync, loop_name: str
+) -> None:
+    seen: list[str | None] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: seen.append(request.get_store())
+        )
+        await fail_in_callback()
+        await fail_and_collect_task()
+
+    run_async(main)
+    # Since 3.12 the stdlib loop runs a user's handler in the failing work's
+    # context (Task/Handle.get_context); uvloop does so for callbacks only.
+    stdlib_312 = loop_name == "asyncio" and sys.version_info >= (3, 12)
+    callback_inside = stdlib_312 or loop_name == "uvloop"
+    assert seen == [
+        "callback, then the callback" if callback_inside else None,
+        "task" if stdlib_312 else "collector",
+    ]
+
+
 # -- with install_exception_context ------------------------------------------------
 
 
