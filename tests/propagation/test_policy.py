@@ -320,3 +320,17 @@ def test_import_rejects_a_carrier_that_is_not_a_mapping() -> None:
 def test_json_is_compact() -> None:
     assert JSON.dumps({"a": [1, 2], "b": None}) == '{"a":[1,2],"b":null}'
     assert JSON.loads('{"a":1}') == {"a": 1}
+
+
+def test_capture_context_for_several_crossings_at_once() -> None:
+    threads_only = AsyncLocalStorage[str](crosses=Crossing.THREADS)
+    everywhere = AsyncLocalStorage[str]()
+    threads_only.enter_with("t")
+    everywhere.enter_with("e")
+    try:
+        context = capture_context(Crossing.IN_PROCESS)
+        assert context.run(threads_only.get_store) is None
+        assert context.run(everywhere.get_store) == "e"
+    finally:
+        threads_only.disable()
+        everywhere.disable()

@@ -162,3 +162,14 @@ def test_helpers_reject_bad_arguments() -> None:
         carry_stores(3)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgTypeError, match="mp_context"):
         start_process(seen, mp_context="fork")  # type: ignore[arg-type]
+
+
+def test_process_executor_reports_an_unserializable_store_at_submit() -> None:
+    # The error surfaces in the submitter, before anything reaches a worker.
+    pool = ContextExecutor(ProcessPoolExecutor(max_workers=1))
+    try:
+        shared.enter_with(object())
+        with pytest.raises(StoreSerializationError, match=r"'tests\.shared'"):
+            pool.submit(seen)
+    finally:
+        pool.shutdown()
