@@ -99,3 +99,10 @@ def enter_and_fail(value: str) -> None:
     request_id.enter_with(value)
     plain_var.set(value)
     raise RuntimeError(f"task failed after entering {value!r}")
+
+
+@celery_task(base=ContextTask, name="context.retry_once", bind=True)
+def retry_once(self: Task) -> dict[str, Any]:
+    if self.request.retries == 0:
+        raise self.retry(countdown=0, max_retries=1)
+    return {**current_context(), "retries": self.request.retries}

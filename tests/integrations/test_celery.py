@@ -113,6 +113,13 @@ def test_stores_do_not_reach_the_next_task(worker: Path) -> None:
     assert seen["request_id"] is None
 
 
+def test_a_retry_is_sent_with_the_same_context(worker: Path) -> None:
+    with tasks.tenant.with_scope("acme"), request_id.with_scope("req-retry"):
+        result = tasks.retry_once.delay()
+    seen = result.get(timeout=RESULT_TIMEOUT)
+    assert (seen["retries"], seen["tenant"], seen["request_id"]) == (1, "acme", "req-retry")
+
+
 def test_a_failing_task_leaks_nothing(worker: Path) -> None:
     with pytest.raises(RuntimeError, match="after entering 'poison'"):
         run(tasks.enter_and_fail, "poison")
