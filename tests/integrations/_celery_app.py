@@ -106,3 +106,8 @@ def retry_once(self: Task) -> dict[str, Any]:
     if self.request.retries == 0:
         raise self.retry(countdown=0, max_retries=1)
     return {**current_context(), "retries": self.request.retries}
+
+
+@celery_task(base=ContextTask, name="context.chain_step")
+def chain_step(seen_before: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    return [*(seen_before or []), current_context()]

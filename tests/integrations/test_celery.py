@@ -120,6 +120,20 @@ def test_a_retry_is_sent_with_the_same_context(worker: Path) -> None:
     assert (seen["retries"], seen["tenant"], seen["request_id"]) == (1, "acme", "req-retry")
 
 
+def test_the_tasks_of_a_chain_and_a_link_all_get_the_context(worker: Path) -> None:
+    steps = tasks.chain_step.s() | tasks.chain_step.s() | tasks.chain_step.s()
+    with tasks.tenant.with_scope("acme"), request_id.with_scope("req-chain"):
+        seen = steps.delay().get(timeout=RESULT_TIMEOUT)
+        linked = tasks.chain_step.apply_async(link=tasks.read_context.si())
+    assert [(step["tenant"], step["request_id"]) for step in seen] == [("acme", "req-chain")] * 3
+    linked.get(timeout=RESULT_TIMEOUT)
+    [callback] = linked.children
+    seen_by_callback = callback.get(timeout=RESULT_TIMEOUT)
+    assert (seen_by_callback["tenant"], seen_by_callback["request_id"]) == ("acme", "req-chain")
+    # And the next task sent by hand carries nothing.
+    assert run(tasks.read_context)["tenant"] is None
+
+
 def test_a_failing_task_leaks_nothing(worker: Path) -> None:
     with pytest.raises(RuntimeError, match="after entering 'poison'"):
         run(tasks.enter_and_fail, "poison")

@@ -30,10 +30,11 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Mapping
-from contextvars import copy_context
+from contextvars import ContextVar, copy_context
 from typing import Any
 
-from celery import Task  # type: ignore[import-untyped]  # celery ships no types
+import celery  # type: ignore[import-untyped]  # celery ships no types
+from celery import Task
 
 from ..errors import StoreSerializationWarning
 from ..propagation import Crossing, capture_context, export_stores, import_stores
@@ -45,6 +46,9 @@ __all__ = ["REQUEST_ID_HEADER", "STORES_HEADER", "ContextTask", "context_headers
 # must be valid attribute names and must not clash with Celery's own.
 STORES_HEADER = "async_hooks_stores"
 REQUEST_ID_HEADER = "async_hooks_request_id"
+
+# True inside a ContextTask's body (its own context), False elsewhere.
+_in_task_body: ContextVar[bool] = ContextVar("async_hooks_celery_in_task_body", default=False)
 
 
 def context_headers() -> dict[str, Any]:
@@ -85,6 +89,11 @@ class ContextTask(Task):  # type: ignore[misc]  # Task is untyped (Any)
         **options: Any,
     ) -> Any:
         carried = context_headers()
+        if not _in_task_body.get():
+            # Celery sends the next task of a chain and link callbacks itself,
+            # after the task returned, outside its context: those inherit the
+            # context the finishing task arrived with.
+            carried = {**_headers_of_running_task(), **carried}
         if carried:
             # Headers the caller passed explicitly win over ours.
             options["headers"] = {**carried, **(options.get("headers") or {})}
@@ -100,8 +109,22 @@ class ContextTask(Task):  # type: ignore[misc]  # Task is untyped (Any)
         return context.run(self._run_with_stores, request, args, kwargs)
 
     def _run_with_stores(self, request: Any, args: Any, kwargs: Any) -> Any:
+        _in_task_body.set(True)  # in the run's own context copy: gone after it
         with _entered(request, f"task {self.name}[{request.id}]"):
             return super().__call__(*args, **kwargs)
+
+
+def _headers_of_running_task() -> dict[str, Any]:
+    """Our headers of the task this worker thread is running, if it has any."""
+    running = celery.current_task
+    if not running:  # a proxy: false when no task is running
+        return {}
+    request = running.request
+    return {
+        key: value
+        for key in (STORES_HEADER, REQUEST_ID_HEADER)
+        if (value := request.get(key)) is not None
+    }
 
 
 @contextlib.contextmanager
