@@ -24,6 +24,10 @@ _WATCHED = (
     "call_later",
     "call_at",
     "run_in_executor",
+    "create_server",
+    "create_connection",
+    "create_unix_server",
+    "create_unix_connection",
 )
 
 
@@ -34,6 +38,7 @@ def _current_objects() -> dict[str, object]:
             found[f"{owner.__name__}.{name}"] = getattr(owner, name)
         found[f"{owner.__name__}.own"] = sorted(vars(owner))
     found["Handle.cancel"] = asyncio.Handle.cancel
+    found["Server.close"] = asyncio.base_events.Server.close
     found["Thread.start"] = threading.Thread.start
     return found
 

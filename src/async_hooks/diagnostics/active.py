@@ -94,9 +94,10 @@ def get_active_resources() -> list[ActiveResource]:
 def get_active_resources_info() -> list[str]:
     """The type names of what keeps the program busy (DESIGN 3.9), as Node returns them.
 
-    Pending tasks, scheduled handles and timers, pending executor jobs, live
-    non-daemon threads; with a hook enabled, everything tracking follows,
-    on uvloop too. Without one, uvloop's handles cannot be seen.
+    Pending tasks, scheduled handles and timers, pending executor jobs, open
+    servers and transports, live non-daemon threads. With a hook enabled,
+    everything tracking follows, on uvloop too; without one, only tasks,
+    the stdlib loop's handles and timers, and threads can be seen.
     """
     return [active.type for active in get_active_resources() if active.keeps_busy]
 
@@ -109,6 +110,14 @@ def _finished(resource: object) -> bool:
     cancelled = getattr(resource, "cancelled", None)
     if callable(cancelled) and isinstance(resource, (asyncio.Handle, *_uvloop_handle_types())):
         return bool(cancelled())
+    # Transports and servers, asyncio's or uvloop's (which do not register
+    # as asyncio's ABCs): known by the methods they share.
+    is_closing = getattr(resource, "is_closing", None)
+    if callable(is_closing):
+        return bool(is_closing())
+    is_serving = getattr(resource, "is_serving", None)
+    if callable(is_serving):
+        return not is_serving()
     if isinstance(resource, threading.Thread):
         return not resource.is_alive() and resource._started.is_set()  # type: ignore[attr-defined]
     return False

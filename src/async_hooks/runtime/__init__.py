@@ -1,9 +1,9 @@
 """Tracking of the runtime's own resources (asyncio, uvloop, trio, threads).
 
 Importing this package registers one activation listener: the first enabled
-hook patches asyncio's loop classes (and uvloop's) and ``Thread.start``; the
-last disabled hook restores every original object. With no hook enabled,
-nothing of the runtime is touched. See docs/runtime.md.
+hook patches asyncio's loop classes (and uvloop's), asyncio's Server and
+``Thread.start``; the last disabled hook restores every original object.
+With no hook enabled, nothing of the runtime is touched. See docs/runtime.md.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 
 from .. import hooks
 from .asyncio_tracking import patch_asyncio, unpatch_asyncio
+from .network import patch_network, unpatch_network
 from .threads import patch_threads, unpatch_threads
 
 __all__ = ["is_tracking"]
@@ -23,10 +24,12 @@ def _on_activation(active: bool) -> None:
     global _tracking
     if active:
         patch_asyncio()
+        patch_network()
         patch_threads()
         _track_trio_if_imported()
     else:
         unpatch_threads()
+        unpatch_network()
         unpatch_asyncio()
     _tracking = active
 

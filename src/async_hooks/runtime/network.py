@@ -1,0 +1,223 @@
+"""Lifecycle events for servers and transports (``create_server``, ``create_connection``).
+
+Neither asyncio nor uvloop lets anyone see a transport being born, but both
+hand every connection to a protocol made by the caller's factory. So:
+
+* ``create_server``/``create_unix_server`` get a factory that watches the
+  protocols it makes; the server gets ``init`` (type: its class name) once
+  it exists, *before* it starts accepting, and ``destroy`` when closed
+  (stdlib; on uvloop, whose Server is a C type, when it is collected);
+* each connection's transport gets ``init`` from its protocol's
+  ``connection_made`` (trigger: the server, or the code that called
+  ``create_connection``), ``before``/``after`` around every protocol
+  callback, run with the transport's ids, and ``destroy`` after
+  ``connection_lost``.
+
+The protocol's callbacks are watched through instance attributes set right
+after the factory returned it (before the loop reads them), and removed
+after ``connection_lost``: the protocol object is the user's own, unchanged.
+A protocol without a ``__dict__`` (``__slots__``) is left untracked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextvars import copy_context
+from typing import Any
+
+from .. import hooks
+from ..execution import ExecutionFrame, current_frame
+from .patching import Patches
+from .registry import TrackedResource, finish, forget, track
+
+__all__ = ["patch_network", "unpatch_network"]
+
+_patches = Patches()
+
+# Every callback asyncio and uvloop may call on a protocol.
+_PROTOCOL_CALLBACKS = (
+    "connection_made",
+    "data_received",
+    "eof_received",
+    "get_buffer",
+    "buffer_updated",
+    "pause_writing",
+    "resume_writing",
+    "connection_lost",
+)
+
+
+class _ConnectionTracking:
+    """One protocol's connection: the transport's record once it is known."""
+
+    __slots__ = ("origin", "protocol", "record")
+
+    def __init__(self, protocol: object, origin: ExecutionFrame) -> None:
+        self.protocol = protocol
+        # The frame of whoever caused the connection: the server, or the
+        # scope that called create_connection.
+        self.origin = origin
+        self.record: TrackedResource | None = None
+
+    def connected(self, transport: object) -> None:
+        token = current_frame.set(self.origin)
+        try:
+            record = track()
+        finally:
+            current_frame.reset(token)
+        record.context = copy_context()
+        self.record = record
+        record.attach(transport)
+
+    def lost(self) -> None:
+        for name in _PROTOCOL_CALLBACKS:
+            vars(self.protocol).pop(name, None)
+        if self.record is not None:
+            finish(self.record)
+
+
+class _ProtocolCallback:
+    """One protocol method, run between its transport's ``before`` and ``after``."""
+
+    __slots__ = ("method", "name", "tracking")
+
+    def __init__(self, tracking: _ConnectionTracking, name: str, method: Callable[..., Any]):
+        self.tracking = tracking
+        self.name = name
+        self.method = method
+
+    def __call__(self, *args: Any) -> Any:
+        tracking = self.tracking
+        if self.name == "connection_made" and tracking.record is None and hooks.registry.hooks:
+            tracking.connected(args[0])
+        record = tracking.record
+        if record is None:
+            return self.method(*args)
+        token = current_frame.set(record)
+        try:
+            if hooks.registry.before:
+                hooks.emit_before(record.async_id)
+            try:
+                return self.method(*args)
+            finally:
+                if hooks.registry.after:
+                    hooks.emit_after(record.async_id)
+        finally:
+            current_frame.reset(token)
+            if self.name == "connection_lost":
+                tracking.lost()
+
+
+def _watch(protocol: object, origin: ExecutionFrame) -> None:
+    try:
+        attributes = vars(protocol)
+    except TypeError:
+        return  # __slots__: nowhere to put the watchers
+    tracking = _ConnectionTracking(protocol, origin)
+    for name in _PROTOCOL_CALLBACKS:
+        method = getattr(protocol, name, None)
+        if callable(method):
+            attributes[name] = _ProtocolCallback(tracking, name, method)
+
+
+class _WatchingFactory:
+    """The protocol factory given to the loop: the user's, plus the watchers."""
+
+    __slots__ = ("factory", "origin")
+
+    def __init__(self, factory: Callable[[], Any], origin: ExecutionFrame) -> None:
+        self.factory = factory
+        self.origin = origin
+
+    def __call__(self) -> Any:
+        protocol = self.factory()
+        if hooks.registry.hooks:
+            _watch(protocol, self.origin)
+        return protocol
+
+
+def _tracked_create_server(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def create_server(
+        self: asyncio.AbstractEventLoop,
+        protocol_factory: Callable[[], Any],
+        *args: Any,
+        start_serving: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        if not hooks.registry.hooks or not callable(protocol_factory):
+            return await original(
+                self, protocol_factory, *args, start_serving=start_serving, **kwargs
+            )
+        record = track()
+        record.context = copy_context()
+        factory = _WatchingFactory(protocol_factory, record)
+        try:
+            # Not serving yet: the server's init must come before any connection's.
+            server = await original(self, factory, *args, start_serving=False, **kwargs)
+        except BaseException:
+            forget(record)
+            raise
+        record.attach(server)
+        _server_records[id(server)] = record
+        if start_serving:
+            await server.start_serving()
+        return server
+
+    return create_server
+
+
+def _tracked_create_connection(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def create_connection(
+        self: asyncio.AbstractEventLoop,
+        protocol_factory: Callable[[], Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if not hooks.registry.hooks or not callable(protocol_factory):
+            return await original(self, protocol_factory, *args, **kwargs)
+        factory = _WatchingFactory(protocol_factory, current_frame.get())
+        return await original(self, factory, *args, **kwargs)
+
+    return create_connection
+
+
+# Servers whose close() emits their destroy (stdlib), by id of the server.
+_server_records: dict[int, TrackedResource] = {}
+
+
+def _tracked_server_close(original: Callable[[Any], None]) -> Callable[[Any], None]:
+    def close(self: Any) -> None:
+        original(self)
+        record = _server_records.pop(id(self), None)
+        if record is not None and record.resource is self:
+            finish(record)
+
+    return close
+
+
+def _loop_classes() -> list[type]:
+    classes: list[type] = [asyncio.BaseEventLoop]
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        classes.append(uvloop.Loop)
+    return classes
+
+
+def patch_network() -> None:
+    if _patches:
+        return
+    for cls in _loop_classes():
+        _patches.apply(cls, "create_server", _tracked_create_server)
+        _patches.apply(cls, "create_connection", _tracked_create_connection)
+        if hasattr(cls, "create_unix_server"):
+            _patches.apply(cls, "create_unix_server", _tracked_create_server)
+            _patches.apply(cls, "create_unix_connection", _tracked_create_connection)
+    _patches.apply(asyncio.base_events.Server, "close", _tracked_server_close)
+
+
+def unpatch_network() -> None:
+    _patches.restore_all()

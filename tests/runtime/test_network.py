@@ -1,0 +1,129 @@
+"""Servers and transports: real ones on 127.0.0.1, tracked on both loops."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+from async_hooks import (
+    execution_async_id,
+    execution_async_resource,
+    get_active_resources_info,
+    trigger_async_id,
+)
+
+from .conftest import Recorder, RunAsync, check_invariants
+
+
+def test_server_connections_and_handler_form_a_chain(
+    run_async: RunAsync, recorder: Recorder, loop_name: str
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen["handler"] = (asyncio.current_task(), trigger_async_id())
+        line = await reader.readline()
+        writer.write(line.upper())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        seen["server"] = server
+        port = server.sockets[0].getsockname()[1]
+        seen["client_creator"] = execution_async_id()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        seen["client_transport"] = writer.transport
+        writer.write(b"hello\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"HELLO\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run_async(main)
+    server_id = recorder.id_of(seen["server"])
+    assert recorder.inits[server_id].type == "Server"
+    transports = [e for e in recorder.inits.values() if "Transport" in e.type]
+    assert len(transports) == 2
+    client = recorder.inits[recorder.id_of(seen["client_transport"])]
+    assert client.trigger_async_id == seen["client_creator"]
+    (server_side,) = [e for e in transports if e is not client]
+    assert server_side.trigger_async_id == server_id
+    # The handler task was created by the connection, inside its callback.
+    handler_task, handler_trigger = seen["handler"]
+    assert handler_trigger == server_side.async_id
+    assert recorder.inits[recorder.id_of(handler_task)].trigger_async_id == server_side.async_id
+    for transport in transports:
+        names = recorder.of(transport.async_id)
+        assert names[:2] == ["init", "before"]
+        assert names[-1] == "destroy"
+        assert names.count("before") == names.count("after") >= 2
+    if loop_name == "uvloop":
+        # uvloop's Server is a C type: its destroy comes when it is collected.
+        recorder.inits[server_id].resource = None
+        seen.clear()
+        gc.collect()
+    assert recorder.of(server_id)[-1] == "destroy" or loop_name == "uvloop"
+    check_invariants(recorder.events)
+
+
+def test_protocol_callbacks_run_with_the_transports_ids(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    seen: list[tuple[int, object]] = []
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            seen.append((execution_async_id(), execution_async_resource()))
+            self.transport.write(data)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), 5) == b"ping"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run_async(main)
+    ((async_id, resource),) = seen
+    assert recorder.inits[async_id].resource is resource
+    assert "Transport" in recorder.inits[async_id].type
+
+
+def test_open_servers_and_transports_are_active(run_async: RunAsync, recorder: Recorder) -> None:
+    async def close_at_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    async def main() -> tuple[list[str], list[str]]:
+        server = await asyncio.start_server(close_at_eof, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0.01)
+        busy = get_active_resources_info()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        for _ in range(100):  # the server side closes once it saw the EOF
+            if not any("Transport" in name for name in get_active_resources_info()):
+                break
+            await asyncio.sleep(0.01)
+        return busy, get_active_resources_info()
+
+    busy, after = run_async(main)
+    assert "Server" in busy
+    assert sum("Transport" in name for name in busy) >= 1
+    assert "Server" not in after
+    assert not any("Transport" in name for name in after)
