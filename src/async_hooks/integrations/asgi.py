@@ -11,11 +11,11 @@ buffering, and streaming responses and background tasks keep the store.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._server_context import RequestContextOptions, request_context
-from .request_id import DEFAULT_HEADER, new_request_id
+from ._server_context import RequestContextOptions, choose_request_id, request_context
+from .request_id import DEFAULT_HEADER, new_request_id, request_id
 
 __all__ = ["ASGIApp", "Message", "Receive", "RequestContextMiddleware", "Scope", "Send"]
 
@@ -28,6 +28,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _BAGGAGE = b"baggage"
+_CONTEXT_SCOPES = frozenset({"http", "websocket"})
 # The messages that carry the response's headers.
 _HEADERS_MESSAGES = frozenset({"http.response.start", "websocket.accept"})
 
@@ -71,28 +72,45 @@ class RequestContextMiddleware:
         self._header_key = header_name.lower().encode("ascii")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in _CONTEXT_SCOPES:
             await self._app(scope, receive, send)
             return
-        incoming_id, baggage = self._read_headers(scope["headers"])
+        header_key = self._header_key
+        incoming_id: str | None = None
+        baggage_parts: list[str] | None = None
+        for key, value in scope["headers"]:
+            # The first request-id header counts; several baggage headers are
+            # one list (RFC 9110 list syntax), as the W3C specification says.
+            if key == header_key:
+                if incoming_id is None:
+                    incoming_id = value.decode("latin-1")
+            elif key == _BAGGAGE:
+                if baggage_parts is None:
+                    baggage_parts = []
+                baggage_parts.append(value.decode("latin-1"))
+        if baggage_parts is None:
+            await self._call_with_request_id(incoming_id, scope, receive, send)
+            return
+        baggage = ",".join(baggage_parts)
         with request_context(incoming_id, baggage, self._options) as chosen_id:
             await self._app(scope, receive, self._sender(send, chosen_id))
 
-    def _read_headers(
-        self, headers: Iterable[tuple[bytes, bytes]]
-    ) -> tuple[str | None, str | None]:
-        header_key = self._header_key
-        incoming_id: str | None = None
-        baggage_parts: list[str] = []
-        for key, value in headers:
-            # The first request-id header counts; several baggage headers are
-            # one list (RFC 9110 list syntax), as the W3C specification says.
-            if key == header_key and incoming_id is None:
-                incoming_id = value.decode("latin-1")
-            elif key == _BAGGAGE:
-                baggage_parts.append(value.decode("latin-1"))
-        baggage = ",".join(baggage_parts) if baggage_parts else None
-        return incoming_id, baggage
+    async def _call_with_request_id(
+        self, incoming_id: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The path of most requests (no baggage): one variable set and reset.
+
+        It is ``request_context`` without its context-manager objects, which
+        cost as much again as the rest of the middleware on every request.
+        """
+        chosen_id = choose_request_id(incoming_id, self._options)
+        # Read per request, never cached: disable() gives the store a new variable.
+        variable = request_id._var
+        token = variable.set(chosen_id)
+        try:
+            await self._app(scope, receive, self._sender(send, chosen_id))
+        finally:
+            variable.reset(token)
 
     def _sender(self, send: Send, chosen_id: str) -> Send:
         header_key = self._header_key

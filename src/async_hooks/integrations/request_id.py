@@ -39,23 +39,32 @@ request_id: AsyncLocalStorage[str] = AsyncLocalStorage(
 
 # Random bytes are read from the OS a batch at a time, as Node's
 # crypto.randomUUID() does: one getrandom() call per id costs more than
-# everything else the middleware does for a request. Taking the next chunk is
-# a single C call (atomic under the GIL), so threads never share a chunk; a
-# forked child drops the batch it inherited, so it never repeats its parent.
+# everything else the middleware does for a request. Each batch becomes
+# ready-made ids at once; taking the next one is a single C call (atomic
+# under the GIL), so threads never share an id, and a forked child drops the
+# batch it inherited, so it never repeats its parent.
 _IDS_PER_BATCH = 128
-_random_chunks: Iterator[bytes] = iter(())
+_ready_ids: Iterator[str] = iter(())
 
 
-def _refill() -> Iterator[bytes]:
-    global _random_chunks
-    block = os.urandom(16 * _IDS_PER_BATCH)
-    _random_chunks = iter([block[start : start + 16] for start in range(0, len(block), 16)])
-    return _random_chunks
+def _refill() -> Iterator[str]:
+    global _ready_ids
+    digits = os.urandom(16 * _IDS_PER_BATCH).hex()
+    _ready_ids = iter(
+        [_as_uuid4(digits[start : start + 32]) for start in range(0, len(digits), 32)]
+    )
+    return _ready_ids
+
+
+def _as_uuid4(digits: str) -> str:
+    # Digit 12 holds the version (4); the two top bits of digit 16, the RFC
+    # 4122 variant (binary 10), which leaves 8, 9, a or b.
+    return digits[:12] + "4" + digits[13:16] + "89ab"[int(digits[16], 16) & 3] + digits[17:]
 
 
 def _forget_batch() -> None:
-    global _random_chunks
-    _random_chunks = iter(())
+    global _ready_ids
+    _ready_ids = iter(())
 
 
 os.register_at_fork(after_in_child=_forget_batch)
@@ -66,13 +75,7 @@ def new_request_id() -> str:
 
     The same format as ``uuid.uuid4().hex``, from the OS's random source.
     """
-    raw = next(_random_chunks, None)
-    if raw is None:
-        raw = next(_refill())
-    chunk = bytearray(raw)
-    chunk[6] = (chunk[6] & 0x0F) | 0x40  # version 4
-    chunk[8] = (chunk[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return chunk.hex()
+    return next(_ready_ids, None) or next(_refill())
 
 
 def is_valid_request_id(value: str) -> bool:
