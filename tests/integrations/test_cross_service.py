@@ -1,9 +1,11 @@
 """A store crosses from one service to another over real HTTP on 127.0.0.1.
 
-Two FastAPI services, each under its own uvicorn (own thread, own loop),
-each behind ``RequestContextMiddleware``. Service A calls service B with an
-instrumented client; B reports what it sees. Nothing but the HTTP headers
-links the two: B's loop runs on another thread, where A's context never is.
+Service A (FastAPI under uvicorn, behind the ASGI middleware) calls a
+service B with an instrumented client; B reports what it sees. There are
+three Bs, one per server middleware of this package: FastAPI under uvicorn
+(ASGI), aiohttp's web server, and Flask under waitress (WSGI). Nothing but
+the HTTP headers links A and B: each server runs on threads of its own,
+where A's context never is.
 """
 
 from __future__ import annotations
@@ -14,20 +16,24 @@ from typing import Any
 
 import aiohttp
 import fastapi
+import flask
 import httpx
 import pytest
 import requests
+from aiohttp import web
 
 from async_hooks import AsyncLocalStorage
 from async_hooks.integrations.aiohttp_client import context_trace_config
+from async_hooks.integrations.aiohttp_server import setup_request_context
 from async_hooks.integrations.asgi import RequestContextMiddleware
 from async_hooks.integrations.baggage import encode_baggage
 from async_hooks.integrations.httpx_client import instrument_httpx
 from async_hooks.integrations.request_id import request_id
 from async_hooks.integrations.requests_client import instrument_requests
+from async_hooks.integrations.wsgi import RequestContextMiddleware as WSGIRequestContextMiddleware
 from async_hooks.propagation import JSON, Crossing
 
-from .servers import uvicorn_server
+from .servers import aiohttp_server, uvicorn_server, waitress_server
 
 tenant = AsyncLocalStorage[str](name="xs_tenant", crosses=Crossing.REMOTE, serializer=JSON)
 cart = AsyncLocalStorage[dict[str, Any]](name="xs_cart", crosses=Crossing.REMOTE, serializer=JSON)
@@ -44,7 +50,7 @@ def what_i_see() -> dict[str, Any]:
     }
 
 
-def service_b() -> fastapi.FastAPI:
+def asgi_service_b() -> fastapi.FastAPI:
     app = fastapi.FastAPI()
 
     @app.get("/whoami")
@@ -55,18 +61,39 @@ def service_b() -> fastapi.FastAPI:
     return app
 
 
-def service_a(b_url: str) -> fastapi.FastAPI:
+def aiohttp_service_b() -> web.Application:
+    async def whoami(request: web.Request) -> web.Response:
+        return web.json_response(what_i_see())
+
+    app = web.Application()
+    app.router.add_get("/whoami", whoami)
+    setup_request_context(app)
+    return app
+
+
+def wsgi_service_b() -> Any:
+    app = flask.Flask("wsgi_service_b")
+
+    @app.get("/whoami")
+    def whoami() -> dict[str, Any]:
+        return what_i_see()
+
+    return WSGIRequestContextMiddleware(app)
+
+
+def service_a() -> fastapi.FastAPI:
+    """Calls the B whose base URL is in the ``b_url`` query parameter."""
     app = fastapi.FastAPI()
 
     @app.get("/call/httpx")
-    async def call_with_httpx() -> dict[str, Any]:
+    async def call_with_httpx(b_url: str) -> dict[str, Any]:
         with secret.with_scope("A only"), cart.with_scope({"items": 3}):
             async with instrument_httpx(httpx.AsyncClient()) as client:
                 response = await client.get(f"{b_url}/whoami")
         return {"a": what_i_see(), "b": response.json()}
 
     @app.get("/call/aiohttp")
-    async def call_with_aiohttp() -> dict[str, Any]:
+    async def call_with_aiohttp(b_url: str) -> dict[str, Any]:
         with secret.with_scope("A only"), cart.with_scope({"items": 3}):
             async with (
                 aiohttp.ClientSession(trace_configs=[context_trace_config()]) as session,
@@ -78,7 +105,7 @@ def service_a(b_url: str) -> fastapi.FastAPI:
     # A sync endpoint: FastAPI runs it in a worker thread, in a copy of the
     # request's context.
     @app.get("/call/requests")
-    def call_with_requests() -> dict[str, Any]:
+    def call_with_requests(b_url: str) -> dict[str, Any]:
         with (
             secret.with_scope("A only"),
             cart.with_scope({"items": 3}),
@@ -92,23 +119,29 @@ def service_a(b_url: str) -> fastapi.FastAPI:
 
 
 @pytest.fixture(scope="module", params=["asyncio", "uvloop"])
-def services(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    """Both services, on the stdlib loop or on uvloop; shared by the module's tests."""
+def services(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """A and the three Bs, async ones on the stdlib loop or on uvloop; shared by the module."""
     loop: str = request.param
     with (
-        uvicorn_server(service_b(), loop=loop) as b_url,
-        uvicorn_server(service_a(b_url), loop=loop) as a_url,
+        uvicorn_server(service_a(), loop=loop) as a_url,
+        uvicorn_server(asgi_service_b(), loop=loop) as asgi_url,
+        aiohttp_server(aiohttp_service_b(), loop=loop) as aiohttp_url,
+        waitress_server(wsgi_service_b()) as wsgi_url,
     ):
-        yield a_url, b_url
+        yield {"a": a_url, "asgi": asgi_url, "aiohttp": aiohttp_url, "wsgi": wsgi_url}
 
 
+B_KINDS = ["asgi", "aiohttp", "wsgi"]
+
+
+@pytest.mark.parametrize("b_kind", B_KINDS)
 @pytest.mark.parametrize("client", ["httpx", "aiohttp", "requests"])
 def test_stores_and_request_id_cross_from_service_a_to_service_b(
-    services: tuple[str, str], client: str
+    services: dict[str, str], client: str, b_kind: str
 ) -> None:
-    a_url, _ = services
     response = httpx.get(
-        f"{a_url}/call/{client}",
+        f"{services['a']}/call/{client}",
+        params={"b_url": services[b_kind]},
         headers={
             "X-Request-ID": "req-from-the-edge",
             "baggage": encode_baggage({"xs_tenant": JSON.dumps("acme")}),
@@ -126,30 +159,41 @@ def test_stores_and_request_id_cross_from_service_a_to_service_b(
     assert seen["b"]["secret"] is None
 
 
-def test_each_request_to_b_starts_clean(services: tuple[str, str]) -> None:
-    a_url, b_url = services
-    assert httpx.get(f"{a_url}/call/httpx").status_code == 200
+@pytest.mark.parametrize("b_kind", B_KINDS)
+def test_each_request_to_b_starts_clean(services: dict[str, str], b_kind: str) -> None:
+    b_url = services[b_kind]
+    assert httpx.get(f"{services['a']}/call/httpx", params={"b_url": b_url}).status_code == 200
     seen = httpx.get(f"{b_url}/whoami").json()
     assert (seen["tenant"], seen["cart"]) == (None, None)
     assert seen["request_id"]  # a fresh one, generated by B's middleware
 
 
-@pytest.mark.parametrize(
-    ("baggage", "problem"),
-    [
-        ("xs_tenant=%ZZ", "malformed"),
-        ("xs_tenant=" + "a" * 9000, "oversized"),
-        ("xs_tenant=not-json", "does not load"),
-    ],
-)
+BAD_BAGGAGE = {
+    "malformed": "xs_tenant=%ZZ",
+    "over 8192 bytes": "xs_tenant=" + "a" * 9000,
+    "over 180 members": ",".join(f"m{i}=1" for i in range(181)) + ',xs_tenant="acme"',
+    "does not load": "xs_tenant=not-json",
+}
+# aiohttp's HTTP parser refuses a header line over 8190 bytes itself, before
+# any middleware runs: see test_aiohttp_refuses_an_over_long_header_line_itself.
+BAD_BAGGAGE_CASES = [
+    (b_kind, problem)
+    for b_kind in B_KINDS
+    for problem in BAD_BAGGAGE
+    if (b_kind, problem) != ("aiohttp", "over 8192 bytes")
+]
+
+
+@pytest.mark.parametrize(("b_kind", "problem"), BAD_BAGGAGE_CASES)
 def test_bad_baggage_is_rejected_with_a_warning_and_the_request_served(
-    services: tuple[str, str],
+    services: dict[str, str],
     caplog: pytest.LogCaptureFixture,
     recwarn: pytest.WarningsRecorder,
-    baggage: str,
+    b_kind: str,
     problem: str,
 ) -> None:
-    _, b_url = services
+    baggage = BAD_BAGGAGE[problem]
+    b_url = services[b_kind]
     with caplog.at_level(logging.WARNING):
         response = httpx.get(
             f"{b_url}/whoami", headers={"baggage": baggage, "X-Request-ID": "req-bad"}
@@ -165,3 +209,10 @@ def test_bad_baggage_is_rejected_with_a_warning_and_the_request_served(
         problem,
         reported,
     )
+
+
+def test_aiohttp_refuses_an_over_long_header_line_itself(services: dict[str, str]) -> None:
+    url = f"{services['aiohttp']}/whoami"
+    response = httpx.get(url, headers={"baggage": BAD_BAGGAGE["over 8192 bytes"]})
+    assert response.status_code == 400
+    assert httpx.get(url).status_code == 200  # and serves the next request
