@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from async_hooks import execution_async_id, execution_async_resource, trigger_async_id
+from async_hooks import hooks as hooks_module
 
 from .conftest import Recorder, RunAsync, check_invariants
 
@@ -343,3 +344,32 @@ def test_task_repr_and_coroutine_introspection_stay_the_users(
 
     run_async(main)
     assert "Task" in recorder.types()
+
+
+def test_destroy_of_a_collected_pending_task_is_queued_not_tracked(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    ids: list[int] = []
+
+    async def never_finishes() -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(never_finishes())
+        await asyncio.sleep(0)
+        ids.append(recorder.id_of(task))
+        # Drop the task while it waits: its destroy comes from the collector,
+        # queued and delivered on the next loop iteration.
+        recorder.inits[ids[0]].resource = None
+        del task
+        gc.collect()
+        await asyncio.sleep(0.001)
+
+    run_async(main)
+    assert recorder.of(ids[0])[-1] == "destroy"
+    # The delivery itself is no resource: nothing was created from the collector.
+    for event in recorder.inits.values():
+        callback = getattr(event.resource, "_callback", None)  # stdlib handles only
+        assert getattr(callback, "callback", None) is not hooks_module.flush_pending_destroys
+    check_invariants(recorder.events)

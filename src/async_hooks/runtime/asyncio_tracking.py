@@ -177,8 +177,13 @@ def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable
                 forget(record)
             raise
         record.attach(task)
-        if context is None and sys.version_info >= (3, 12):
-            context = task.get_context()
+        if context is None:
+            if sys.version_info >= (3, 12):
+                context = task.get_context()
+            else:
+                # 3.11 does not expose a task's context: the creator's is
+                # what a factory's task starts from.
+                context = copy_context()
         record.context = context
         return task
 
@@ -294,12 +299,15 @@ def _schedule(
 ) -> Any:
     if (
         not hooks.registry.hooks
+        or callback is hooks.flush_pending_destroys
         or type(callback) is TrackedCallback
         or _is_task_step(callback)
         or not callable(callback)
     ):
-        # Stranded (see patching.py), already ours (call_later calls call_at),
-        # a task's own step, or an error the loop reports in its own words.
+        # Stranded (see patching.py); the delivery of collected resources'
+        # destroys, scheduled from inside the garbage collector where no
+        # event may be emitted; already ours (call_later calls call_at); a
+        # task's own step; or an error the loop reports in its own words.
         return original(loop, *leading, callback, *args, context=context)
     record = track()
     tracked = TrackedCallback(callback, record)
