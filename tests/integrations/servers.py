@@ -19,7 +19,7 @@ import uvloop
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.server import create_server  # type: ignore[import-untyped]
 
-STARTUP_TIMEOUT = 10.0
+STARTUP_TIMEOUT = 30.0
 
 
 @contextmanager
