@@ -88,23 +88,17 @@ class RequestContextMiddleware:
                 if baggage_parts is None:
                     baggage_parts = []
                 baggage_parts.append(value.decode("latin-1"))
-        if baggage_parts is None:
-            await self._call_with_request_id(incoming_id, scope, receive, send)
+        if baggage_parts is not None:
+            baggage = ",".join(baggage_parts)
+            with request_context(incoming_id, baggage, self._options) as chosen_id:
+                await self._app(scope, receive, self._sender(send, chosen_id))
             return
-        baggage = ",".join(baggage_parts)
-        with request_context(incoming_id, baggage, self._options) as chosen_id:
-            await self._app(scope, receive, self._sender(send, chosen_id))
-
-    async def _call_with_request_id(
-        self, incoming_id: str | None, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        """The path of most requests (no baggage): one variable set and reset.
-
-        It is ``request_context`` without its context-manager objects, which
-        cost as much again as the rest of the middleware on every request.
-        """
+        # Most requests carry no baggage: then the request context is one
+        # variable set and reset, done here without request_context's
+        # context-manager objects, which would cost as much again as the rest
+        # of the middleware. The variable is read per request, never cached:
+        # disable() gives the store a new one.
         chosen_id = choose_request_id(incoming_id, self._options)
-        # Read per request, never cached: disable() gives the store a new variable.
         variable = request_id._var
         token = variable.set(chosen_id)
         try:
