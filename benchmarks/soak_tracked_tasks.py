@@ -6,7 +6,8 @@ the number of live tracked resources after warming up and after every
 tenth of the run, then the growth. Growth should stay flat (allocator noise
 of a few hundred kB at most) however many tasks run.
 
-    .venv/test-3.13/bin/python benchmarks/soak_tracked_tasks.py [--tasks N] [--loop uvloop]
+    .venv/test-3.13/bin/python benchmarks/soak_tracked_tasks.py
+        [--tasks N] [--loop uvloop] [--untracked]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ async def run_batches(count: int) -> None:
         await asyncio.gather(*(tiny() for _ in range(BATCH)))
 
 
-def soak(tasks: int, loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> int:
+def soak(tasks: int, loop_factory: Callable[[], asyncio.AbstractEventLoop], tracked: bool) -> int:
     events = {"init": 0, "destroy": 0}
 
     def on_init(async_id: int, type: str, trigger: int, resource: object) -> None:
@@ -49,7 +50,9 @@ def soak(tasks: int, loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> i
     def on_destroy(async_id: int) -> None:
         events["destroy"] += 1
 
-    hook = create_hook(init=on_init, destroy=on_destroy).enable()
+    hook = create_hook(init=on_init, destroy=on_destroy)
+    if tracked:
+        hook.enable()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(run_batches(20 * BATCH))  # warm-up: free lists, caches
@@ -76,7 +79,8 @@ def soak(tasks: int, loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> i
     finally:
         hook.disable()
     print(f"events: {events['init']} init, {events['destroy']} destroy")
-    print(f"memory growth over {done} tracked tasks: {end - baseline} KiB in all,")
+    kind = "tracked" if tracked else "untracked"
+    print(f"memory growth over {done} {kind} tasks: {end - baseline} KiB in all,")
     print(f"  {end - after_first_tenth} KiB after the first tenth (the allocator's pools settle)")
     return end - after_first_tenth
 
@@ -85,13 +89,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument(
+        "--untracked",
+        action="store_true",
+        help="the same run with no hook enabled, to tell the interpreter's growth from ours",
+    )
     options = parser.parse_args()
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     if options.loop == "uvloop":
         import uvloop
 
         factory = uvloop.new_event_loop
-    soak(options.tasks, factory)
+    soak(options.tasks, factory, tracked=not options.untracked)
 
 
 if __name__ == "__main__":

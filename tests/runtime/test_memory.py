@@ -43,3 +43,33 @@ def test_short_lived_tasks_leave_no_growth(run_async: RunAsync, rounds: int) -> 
     # 3,000 tasks, with their futures and handles: keeping even one small
     # object per task would pass 150 kB; what is left is interpreter noise.
     assert end - start < 96 * 1024, end - start
+
+
+def test_tracked_resources_are_freed_without_the_cyclic_collector(run_async: RunAsync) -> None:
+    # Reference cycles would leave every finished resource to the cyclic
+    # collector: memory would climb between collections and time go to them.
+    async def work() -> None:
+        loop = asyncio.get_running_loop()
+        await _short_lived(200)
+        for _ in range(100):
+            loop.call_soon(lambda: None)
+            loop.call_later(0, lambda: None).cancel()
+        future = loop.create_future()
+        loop.call_soon(future.set_result, 1)
+        await future
+        await asyncio.to_thread(lambda: None)
+        await asyncio.sleep(0.005)
+
+    hook = create_hook(init=lambda *args: None, destroy=lambda async_id: None).enable()
+    try:
+        run_async(work)  # warm up
+        gc.collect()
+        gc.disable()
+        try:
+            run_async(work)
+            garbage = gc.collect()
+        finally:
+            gc.enable()
+    finally:
+        hook.disable()
+    assert garbage == 0

@@ -31,6 +31,10 @@ live: dict[int, TrackedResource] = {}
 # resource: the creation site is the first frame outside them.
 _MACHINERY_DIRS: tuple[str, ...] = ()
 
+# Whether each file seen so far is machinery: one dict lookup per frame (a
+# str caches its hash) instead of comparing it with every directory.
+_is_machinery: dict[str, bool] = {}
+
 
 def _machinery_dirs() -> tuple[str, ...]:
     import asyncio
@@ -71,16 +75,26 @@ class CreationSite:
 
 
 def _creation_site() -> CreationSite | None:
-    global _MACHINERY_DIRS
-    if not _MACHINERY_DIRS:
-        _MACHINERY_DIRS = _machinery_dirs()
-    frame: FrameType | None = sys._getframe(1)
+    # Called from TrackedResource.__init__, itself called by track(): start
+    # at track()'s caller, which is already in the machinery.
+    frame: FrameType | None = sys._getframe(3)
     while frame is not None:
         code = frame.f_code
-        if not code.co_filename.startswith(_MACHINERY_DIRS):
+        filename = code.co_filename
+        machinery = _is_machinery.get(filename)
+        if machinery is None:
+            machinery = _is_machinery[filename] = _in_machinery(filename)
+        if not machinery:
             return CreationSite(code, frame.f_lineno)
         frame = frame.f_back
     return None
+
+
+def _in_machinery(filename: str) -> bool:
+    global _MACHINERY_DIRS
+    if not _MACHINERY_DIRS:
+        _MACHINERY_DIRS = _machinery_dirs()
+    return filename.startswith(_MACHINERY_DIRS)
 
 
 class _ResourceRef(weakref.ref[object]):
@@ -163,6 +177,10 @@ def track(context: Context | None = None) -> TrackedResource:
 
 def finish(record: TrackedResource) -> None:
     """The resource is done: emit its destroy, once."""
+    # A task's own context holds its record as the current frame: letting go
+    # of the context here breaks that cycle, so a finished task is freed by
+    # reference counting rather than left for the cyclic collector.
+    record.context = None
     if live.pop(record.async_id, None) is not None and hooks.registry.destroy:
         hooks.emit_destroy(record.async_id)
 
