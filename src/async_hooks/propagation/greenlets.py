@@ -4,7 +4,7 @@
 A greenlet has a context of its own (``gr_context``), and a new one starts
 with an *empty* context: ``greenlet.greenlet(fn)`` and ``gevent.spawn(fn)``
 both lose every store of the code that spawned them (verified with greenlet
-3 and gevent 24+, see docs/propagation-more.md). The helpers here give each
+3 and gevent 24+, see docs/propagation-generators-emitters.md). The helpers here give each
 new greenlet a copy of the spawner's context, captured per spawn: the
 greenlet sees the spawner's stores, what it enters stays its own, and two
 greenlets never see each other's values however they switch.

@@ -3,7 +3,7 @@
 An event loop reports what nobody handled (an exception raised by a
 ``call_soon``/``call_later`` callback, "Task exception was never retrieved")
 through its exception handler. Which context that handler runs in depends on
-the loop and the version (verified, see docs/propagation-more.md): often the
+the loop and the version (verified, see docs/propagation-generators-emitters.md): often the
 context of whatever code happened to run the garbage collector, so an error
 log loses the request's stores, or shows another request's.
 
