@@ -14,8 +14,9 @@ in the same modes on Python (stdlib loop and uvloop) and on Node:
   another process (this one: an asyncio client with many connections).
 
 Modes: ``plain`` (async_hooks not imported), ``imported`` (imported, no hook
-enabled; Python only), ``init`` (one hook with a no-op ``init``) and ``all``
-(one hook with no-op ``init``, ``before``, ``after`` and ``destroy``).
+enabled; Python only, in series of its own with more repeats), ``init`` (one
+hook with a no-op ``init``) and ``all`` (one hook with no-op ``init``,
+``before``, ``after`` and ``destroy``).
 
 What is measured is CPU time (user + system) of the process doing the work:
 the worker for ``tasks`` and ``callbacks`` (median of three runs after a
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib.util
 import json
 import os
@@ -48,7 +50,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
 
-PYTHON_MODES = ("plain", "imported", "init", "all")
+PYTHON_MODES = ("plain", "init", "all")
+# "Imported, no hook" differs from "plain" by a few percent at most, less
+# than the spread of a handful of repeats: it gets series of its own, with
+# more repeats (and it is cheap, unlike the tracked modes).
+IMPORT_MODES = ("plain", "imported")
 NODE_MODES = ("plain", "init", "all")
 LOOPS = ("asyncio", "uvloop")
 WORKLOADS = ("tasks", "callbacks", "http")
@@ -62,10 +68,20 @@ class Sizes:
     requests: int
     connections: int
     repeats: int
+    import_repeats: int
 
 
-FULL = Sizes(tasks=100_000, callbacks=1_000_000, requests=20_000, connections=32, repeats=5)
-QUICK = Sizes(tasks=20_000, callbacks=200_000, requests=3_000, connections=16, repeats=2)
+FULL = Sizes(
+    tasks=100_000,
+    callbacks=1_000_000,
+    requests=20_000,
+    connections=32,
+    repeats=5,
+    import_repeats=11,
+)
+QUICK = Sizes(
+    tasks=20_000, callbacks=200_000, requests=3_000, connections=16, repeats=2, import_repeats=3
+)
 TASK_BATCH = 1_000
 CALLBACK_BATCH = 10_000
 
@@ -365,11 +381,9 @@ def run_series(
     return series
 
 
-def report(all_series: list[Series], sizes: Sizes) -> str:
+def report(all_series: list[Series], repeats: int) -> str:
     lines = [
-        f"workload sizes: {sizes.tasks:,} tasks, {sizes.callbacks:,} callbacks, "
-        f"{sizes.requests:,} HTTP requests over {sizes.connections} connections; "
-        f"{sizes.repeats} interleaved repeats, fresh process per timing",
+        f"{repeats} interleaved repeats, fresh process per timing",
         "",
         "| workload | runtime | plain (CPU s) | mode | median (CPU s) | ratio to plain | "
         "per-repeat ratios |",
@@ -391,7 +405,7 @@ def report(all_series: list[Series], sizes: Sizes) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 repeats")
-    parser.add_argument("--repeats", type=int, help="interleaved repeats per series")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats per tracked series")
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--no-node", action="store_true", help="skip the Node side")
     parser.add_argument("--worker", nargs=4, metavar=("WORKLOAD", "LOOP", "MODE", "SIZE"))
@@ -406,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.repeats:
         if args.repeats < 1:
             parser.error("--repeats must be at least 1")
-        sizes = Sizes(sizes.tasks, sizes.callbacks, sizes.requests, sizes.connections, args.repeats)
+        sizes = dataclasses.replace(sizes, repeats=args.repeats)
     node = None if args.no_node else node_binary()
     node_version = (
         subprocess.run([str(node), "--version"], capture_output=True, text=True).stdout.strip()
@@ -418,6 +432,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{platform.machine()}, {os.cpu_count()} CPUs",
         file=sys.stderr,
     )
+
+    import_series: list[Series] = []
+    for workload in args.workloads:
+        for loop in LOOPS:
+
+            def untracked(mode: str, workload: str = workload, loop: str = loop) -> list[str]:
+                return python_command(workload, loop, mode, sizes)
+
+            import_sizes = dataclasses.replace(sizes, repeats=sizes.import_repeats)
+            import_series.append(
+                run_series(f"CPython {loop}", workload, IMPORT_MODES, untracked, import_sizes)
+            )
 
     all_series: list[Series] = []
     for workload in args.workloads:
@@ -437,9 +463,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
     print(
         f"CPython {platform.python_version()}, Node {node_version}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs"
+        f"{platform.machine()}, {os.cpu_count()} CPUs; "
+        f"workload sizes: {sizes.tasks:,} tasks, {sizes.callbacks:,} callbacks, "
+        f"{sizes.requests:,} HTTP requests over {sizes.connections} connections"
     )
-    print(report(all_series, sizes))
+    print("\nHooks enabled (init only; all four) against no hook, async_hooks not imported:\n")
+    print(report(all_series, sizes.repeats))
+    print("\nNo hook enabled: async_hooks imported against not imported:\n")
+    print(report(import_series, sizes.import_repeats))
 
 
 if __name__ == "__main__":
