@@ -16,12 +16,14 @@ scope rules of asyncio's tasks:
 * ``before``/``after`` are emitted inside the task's context, as Node
   emits them inside the resource's scope.
 
-Two ways in, both public in :mod:`async_hooks.trio`: pass ``instrument()``
-to ``trio.run(..., instruments=[...])``, or let :func:`enable_auto_tracking`
-(called when :mod:`async_hooks.trio` is imported) attach one whenever a hook
-is enabled. That second path wraps ``trio.run`` and
-``trio.lowlevel.start_guest_run`` only while a hook is enabled, and adds the
-instrument to the run in progress if a hook is enabled inside one.
+Two ways in: pass ``async_hooks.trio.instrument()`` to
+``trio.run(..., instruments=[...])``, or let :func:`enable_auto_tracking`
+attach one whenever a hook is enabled. It is called when
+:mod:`async_hooks.trio` is imported, and by the runtime package's activation
+listener when the first hook is enabled in a program that imported trio.
+That path wraps ``trio.run`` and ``trio.lowlevel.start_guest_run`` only
+while a hook is enabled, and adds the instrument to the run in progress if a
+hook is enabled inside one.
 """
 
 from __future__ import annotations
@@ -195,8 +197,9 @@ _auto_tracking_enabled = False
 def enable_auto_tracking() -> None:
     """Track trio runs whenever a hook is enabled. Idempotent.
 
-    Called by :mod:`async_hooks.trio` on import. While no hook is enabled,
-    trio is left exactly as it is.
+    Called by :mod:`async_hooks.trio` on import, and by the runtime
+    package when a hook is enabled while trio is imported. While no hook is
+    enabled, trio is left exactly as it is.
     """
     global _auto_tracking_enabled
     with _patch_lock:
