@@ -373,3 +373,37 @@ def test_destroy_of_a_collected_pending_task_is_queued_not_tracked(
         callback = getattr(event.resource, "_callback", None)  # stdlib handles only
         assert getattr(callback, "callback", None) is not hooks_module.flush_pending_destroys
     check_invariants(recorder.events)
+
+
+def test_threadsafe_handles_get_init_before_they_run(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    # Many threads scheduling at once: the loop may pick a handle up before
+    # its scheduling thread has emitted init; init must still come first.
+    ran: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        total = 4 * 200
+
+        def callback() -> None:
+            ran.append(execution_async_id())
+            if len(ran) == total:
+                done.set_result(None)
+
+        def schedule() -> None:
+            for _ in range(200):
+                loop.call_soon_threadsafe(callback)
+
+        threads = [threading.Thread(target=schedule) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        await asyncio.wait_for(done, 10)
+        for thread in threads:
+            thread.join()
+
+    run_async(main)
+    assert len(set(ran)) == 800
+    assert all(recorder.inits[async_id].type == "Handle" for async_id in ran)
+    check_invariants(recorder.events)

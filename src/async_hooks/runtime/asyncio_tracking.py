@@ -263,12 +263,14 @@ class TrackedCallback:
     def __init__(self, callback: Callable[..., object], record: TrackedResource) -> None:
         self.callback = callback
         self.record = record
-        # Set when the handle may run in another thread before init was emitted.
-        self._ready: threading.Event | None = None
+        # call_soon_threadsafe: held by the scheduling thread until init was
+        # emitted, since the loop may run the handle before that thread resumes.
+        self._ready: threading.Lock | None = None
 
     def __call__(self, *args: Any) -> None:
         if self._ready is not None:
-            self._ready.wait()
+            with self._ready:
+                pass
         record = self.record
         token = current_frame.set(record)
         try:
@@ -314,16 +316,19 @@ def _schedule(
     if context is None:
         context = copy_context()
     record.context = context
-    ready = tracked._ready = threading.Event() if threadsafe else None
+    ready = None
+    if threadsafe:
+        ready = tracked._ready = threading.Lock()
+        ready.acquire()
     try:
         handle = original(loop, *leading, tracked, *args, context=context)
+        record.attach(handle)
     except BaseException:
         forget(record)
         raise
     finally:
         if ready is not None:
-            ready.set()
-    record.attach(handle)
+            ready.release()
     return handle
 
 
