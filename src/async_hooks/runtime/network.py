@@ -159,7 +159,10 @@ def _tracked_create_server(original: Callable[..., Any]) -> Callable[..., Any]:
             forget(record)
             raise
         record.attach(server)
-        _server_records[id(server)] = record
+        if isinstance(server, asyncio.base_events.Server):
+            # Its close() emits the destroy; uvloop's C Server takes no
+            # attributes and gets its destroy when collected.
+            server._async_hooks_record = record  # type: ignore[attr-defined]
         if start_serving:
             await server.start_serving()
         return server
@@ -182,15 +185,11 @@ def _tracked_create_connection(original: Callable[..., Any]) -> Callable[..., An
     return create_connection
 
 
-# Servers whose close() emits their destroy (stdlib), by id of the server.
-_server_records: dict[int, TrackedResource] = {}
-
-
 def _tracked_server_close(original: Callable[[Any], None]) -> Callable[[Any], None]:
     def close(self: Any) -> None:
         original(self)
-        record = _server_records.pop(id(self), None)
-        if record is not None and record.resource is self:
+        record = vars(self).pop("_async_hooks_record", None)
+        if record is not None:
             finish(record)
 
     return close
