@@ -226,10 +226,10 @@ class Future(asyncio.Future[T]):
         finish(record)
 
 
-def _tracked_create_future(_original: Callable[..., Any]) -> Callable[..., Any]:
+def _tracked_create_future(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_future(self: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
         if not hooks.registry.hooks:
-            return _original(self)  # type: ignore[no-any-return]
+            return original(self)  # type: ignore[no-any-return]
         record = track()
         future: Future[Any] = Future(loop=self)
         future._async_hooks_record = record
