@@ -2,19 +2,26 @@
 logging filter per record.
 
 Run with ``scripts/bench benchmarks/bench_integrations.py`` (``--quick`` for a
-fast look). Two parts:
+fast look). Three parts:
 
-* HTTP: one trivial ASGI app served by uvicorn (uvloop, h11), four
-  times: bare, behind ``async_hooks.integrations.asgi.RequestContextMiddleware``,
-  behind asgi-correlation-id's ``CorrelationIdMiddleware`` and behind
+* HTTP: one trivial ASGI app served by uvicorn (uvloop, h11): bare; bare but
+  returning a fresh id in an ``X-Request-ID`` header itself (what one more
+  response header costs the server, whoever adds it); behind
+  ``async_hooks.integrations.asgi.RequestContextMiddleware``; behind
+  asgi-correlation-id's ``CorrelationIdMiddleware``; and behind
   starlette-context's ``RawContextMiddleware`` with its ``RequestIdPlugin``.
   Each middleware does the same job: take or generate a request id, make it
   readable from the app (the app puts it in the body), and return it in the
   ``X-Request-ID`` response header. Each server is its own process; the load
   comes from wrk (installed with apt-get when missing), a bounded, closed-loop
-  generator in another process, against 127.0.0.1. Rounds run the four
-  servers one after the other in a rotating order; the table gives the median
-  requests per second of each and its ratio to the bare app.
+  generator in another process, against 127.0.0.1. Rounds run the servers one
+  after the other in a rotating order. The table gives, per server, the
+  median requests per second and the median CPU time (user + system, from
+  /proc) the server process spent per request, each with the median of its
+  per-round ratios to the bare app: CPU per request is the steadier measure
+  on a machine shared with other work.
+* In process: the same apps called directly in a loop, without server or
+  network, in alternation: what each middleware itself adds per request.
 * Logging: records through a handler whose formatter prints only the message,
   without filter, with ``StoreFilter`` and with asgi-correlation-id's
   ``CorrelationIdFilter`` (the same job), in alternation; the table gives the
@@ -43,34 +50,40 @@ from typing import Any
 
 from async_hooks.integrations.asgi import RequestContextMiddleware
 from async_hooks.integrations.log_filter import StoreFilter
-from async_hooks.integrations.request_id import request_id
+from async_hooks.integrations.request_id import new_request_id, request_id
 
 Scope = MutableMapping[str, Any]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-VARIANTS = ["bare app", "async_hooks", "asgi-correlation-id", "starlette-context"]
+VARIANTS = [
+    "bare app",
+    "bare app + id header",
+    "async_hooks",
+    "asgi-correlation-id",
+    "starlette-context",
+]
 
 
 # -- the servers (run in child processes) -------------------------------------
 
 
-def trivial_app(read_id: Callable[[], Any]) -> App:
-    """An ASGI app that answers 200 with the current request id as its body."""
+def trivial_app(read_id: Callable[[], Any], *, id_header: bool = False) -> App:
+    """An ASGI app that answers 200 with the current request id as its body.
+
+    With ``id_header``, the app also returns the id in ``X-Request-ID`` itself:
+    the work of a middleware without the middleware, to tell the cost of one
+    more response header (the server's, paid by every variant) from the
+    middleware's own.
+    """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         body = str(read_id()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/plain"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+        if id_header:
+            headers.append((b"x-request-id", body))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -79,6 +92,8 @@ def trivial_app(read_id: Callable[[], Any]) -> App:
 def build_app(variant: str) -> Any:
     if variant == "bare app":
         return trivial_app(lambda: "-")
+    if variant == "bare app + id header":
+        return trivial_app(new_request_id, id_header=True)
     if variant == "async_hooks":
         return RequestContextMiddleware(trivial_app(request_id.get_store))
     if variant == "asgi-correlation-id":
