@@ -6,11 +6,17 @@ import asyncio
 import gc
 import sys
 import threading
+from contextvars import copy_context
 from typing import Any
 
 import pytest
 
-from async_hooks import execution_async_id, execution_async_resource, trigger_async_id
+from async_hooks import (
+    AsyncLocalStorage,
+    execution_async_id,
+    execution_async_resource,
+    trigger_async_id,
+)
 from async_hooks import hooks as hooks_module
 
 from .conftest import Recorder, RunAsync, check_invariants
@@ -407,3 +413,34 @@ def test_threadsafe_handles_get_init_before_they_run(
     assert len(set(ran)) == 800
     assert all(recorder.inits[async_id].type == "Handle" for async_id in ran)
     check_invariants(recorder.events)
+
+
+def test_a_task_given_a_context_runs_in_it_unchanged(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    storage = AsyncLocalStorage[str](name="given")
+    seen: dict[str, Any] = {}
+
+    async def child() -> None:
+        seen["ids"] = (execution_async_id(), execution_async_resource())
+        seen["store"] = storage.get_store()
+        storage.enter_with("changed inside")
+        await asyncio.sleep(0)
+        seen["after_await"] = execution_async_id()
+
+    async def main() -> None:
+        context = copy_context()
+        context.run(storage.enter_with, "given")
+        task = asyncio.get_running_loop().create_task(child(), context=context)
+        seen["task"] = task
+        await task
+        # The task ran in the very context it was given: what it entered is
+        # there, and the frame set for its steps is not left behind.
+        assert context.run(storage.get_store) == "changed inside"
+        assert context.run(execution_async_id) == execution_async_id()
+
+    run_async(main)
+    task_id = recorder.id_of(seen["task"])
+    assert seen["ids"] == (task_id, seen["task"])
+    assert seen["after_await"] == task_id
+    assert seen["store"] == "given"
