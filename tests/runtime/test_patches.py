@@ -63,3 +63,24 @@ def test_a_patch_wrapped_by_someone_else_is_left_in_their_chain() -> None:
     patches.apply(Target, "greet", _shout)
     assert Target.greet is theirs
     assert Target().greet() == "BASE!"
+
+
+def test_a_stranded_patch_is_undone_once_the_wrapper_on_top_has_gone() -> None:
+    class Target(Base):
+        pass
+
+    patches = Patches()
+    patches.apply(Target, "greet", _shout)
+    ours = Target.greet
+
+    def theirs(self: Any) -> str:
+        return ours(self) + "!"
+
+    Target.greet = theirs  # type: ignore[method-assign]
+    patches.restore_all()  # stranded under theirs
+    Target.greet = ours  # type: ignore[method-assign]  # they uninstalled themselves
+    patches.apply(Target, "greet", _shout)  # reuses ours, which is on top again
+    assert Target.greet is ours
+    patches.restore_all()
+    assert "greet" not in vars(Target)
+    assert Target.greet is Base.greet

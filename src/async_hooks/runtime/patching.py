@@ -11,7 +11,8 @@ library, or ``async_hooks.install()``): putting our original back would
 silently remove their wrapper. Ours then stays in their chain, *stranded*;
 every replacement passes straight through to its original while no hook is
 enabled, and a later ``apply`` of the same name reuses the stranded one
-instead of stacking a second.
+instead of stacking a second (and, if the other wrapper has gone meanwhile,
+takes it back so that the next ``restore_all`` can undo it).
 """
 
 from __future__ import annotations
@@ -29,11 +30,18 @@ class Patches:
 
     def __init__(self) -> None:
         self._applied: list[tuple[Any, str, Any, Any]] = []
-        self._stranded: dict[tuple[Any, str], Any] = {}
+        # (owner, name) -> (what the owner had before us, our replacement)
+        self._stranded: dict[tuple[Any, str], tuple[Any, Any]] = {}
 
     def apply(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
         """Set ``owner.name = make(current owner.name)``, unless ours is still there."""
-        if (owner, name) in self._stranded:
+        stranded = self._stranded.get((owner, name))
+        if stranded is not None:
+            own, replacement = stranded
+            if vars(owner).get(name) is replacement:
+                # Whoever wrapped ours has gone: it can be undone again.
+                del self._stranded[(owner, name)]
+                self._applied.append((owner, name, own, replacement))
             return
         own = vars(owner).get(name, _INHERITED)
         replacement = make(getattr(owner, name))
@@ -44,7 +52,7 @@ class Patches:
         while self._applied:
             owner, name, own, replacement = self._applied.pop()
             if vars(owner).get(name) is not replacement:
-                self._stranded[(owner, name)] = replacement
+                self._stranded[(owner, name)] = (own, replacement)
             elif own is _INHERITED:
                 delattr(owner, name)
             else:
