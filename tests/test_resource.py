@@ -524,11 +524,6 @@ def test_no_destroy_inside_the_collector_even_if_scheduling_the_flush_emits_even
     assert [d for d in destroyed if d[0] == async_id] == [(async_id, False)]
 
 
-@pytest.mark.xfail(
-    reason="runtime tracking tracks the library's own flush handle, scheduled from the "
-    "collector callback, and emits its init there (to be fixed in runtime/asyncio_tracking)",
-    strict=False,
-)
 def test_no_hook_callback_at_all_runs_inside_the_collector(run_async: RunAsync) -> None:
     inside_collector: list[str] = []
 

@@ -10,7 +10,8 @@ Dispatch rules (DESIGN 3.8):
 * a callback that raises is reported through ``sys.unraisablehook``; the
   other callbacks and the user's code go on, and the hook stays enabled;
 * ``enable()``/``disable()`` called while this thread is inside a dispatch
-  take effect when its outermost dispatch ends;
+  take effect when its outermost dispatch ends (the thread's stack tells,
+  so the dispatch itself keeps no counter);
 * callbacks run in a copy of the current context, so a callback that enters
   a store cannot change the context of the code that triggered the event;
 * ``destroy`` caused by garbage collection is queued, never delivered from
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import copy_context
+from types import FrameType
 from typing import Any, Protocol, Self
 
 from ._unraisable import report_unraisable
@@ -98,13 +101,16 @@ _activation_listeners: list[Callable[[bool], None]] = []
 
 class _DispatchState(threading.local):
     def __init__(self) -> None:
-        self.depth = 0
+        # Hook changes made inside this thread's dispatch, applied when it ends.
         self.deferred: list[tuple[AsyncHook, bool]] = []
         # > 0 while this thread is inside queue_destroy (a GC callback).
         self.queueing = 0
 
 
 _dispatch_state = _DispatchState()
+# How many threads have deferred changes waiting: the one test a dispatch
+# makes for them, so that the common case touches no thread-local state.
+_threads_with_deferred_changes = 0
 
 
 class AsyncHook:
@@ -197,8 +203,12 @@ def _callbacks_from_object(callbacks: object) -> dict[str, Any]:
 
 
 def _change(hook: AsyncHook, *, enable: bool) -> None:
-    state = _dispatch_state
-    if state.depth:
+    global _threads_with_deferred_changes
+    if _inside_dispatch():
+        state = _dispatch_state
+        if not state.deferred:
+            with _registry_lock:
+                _threads_with_deferred_changes += 1
         state.deferred.append((hook, enable))
         return
     with _registry_lock:
@@ -225,51 +235,87 @@ def remove_activation_listener(listener: Callable[[bool], None]) -> None:
     _activation_listeners.remove(listener)
 
 
-def _dispatch(event: str, callbacks: tuple[Callable[..., object], ...], *args: object) -> None:
-    state = _dispatch_state
+def _run_callbacks(
+    event: str, callbacks: tuple[Callable[..., object], ...], args: tuple[object, ...]
+) -> None:
+    # Runs inside the event's own context copy. Its frame on a thread's stack
+    # is also what marks that thread as "inside a dispatch" (_inside_dispatch).
+    for callback in callbacks:
+        try:
+            callback(*args)
+        except Exception as error:
+            report_unraisable(error, f"Exception ignored in async_hooks {event} hook", callback)
+
+
+_RUN_CALLBACKS_CODE = _run_callbacks.__code__
+
+
+def _inside_dispatch() -> bool:
+    """Whether this thread is running hook callbacks (at any depth below them).
+
+    Read from the stack only when a hook is enabled or disabled, so that the
+    dispatch itself keeps no depth counter.
+    """
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is _RUN_CALLBACKS_CODE:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _dispatch(
+    event: str, callbacks: tuple[Callable[..., object], ...], args: tuple[object, ...]
+) -> None:
     if pending_destroys and event != "destroy":
         flush_pending_destroys()
-    state.depth += 1
-    try:
-        # One copy for the whole event: a callback that enters a store changes
-        # neither the code that caused the event nor the next event.
-        context = copy_context()
-        for callback in callbacks:
-            try:
-                context.run(callback, *args)
-            except Exception as error:
-                report_unraisable(error, f"Exception ignored in async_hooks {event} hook", callback)
-    finally:
-        state.depth -= 1
-        if not state.depth and state.deferred:
-            deferred, state.deferred = state.deferred, []
-            for hook, enable in deferred:
-                _change(hook, enable=enable)
+    # One copy for the whole event: a callback that enters a store changes
+    # neither the code that caused the event nor the next event.
+    copy_context().run(_run_callbacks, event, callbacks, args)
+    if _threads_with_deferred_changes:
+        _apply_deferred_changes()
+
+
+def _apply_deferred_changes() -> None:
+    """Apply this thread's deferred hook changes if its outermost dispatch just ended."""
+    global _threads_with_deferred_changes
+    state = _dispatch_state
+    if not state.deferred or _inside_dispatch():
+        return
+    deferred, state.deferred = state.deferred, []
+    with _registry_lock:
+        _threads_with_deferred_changes -= 1
+    for hook, enable in deferred:
+        _change(hook, enable=enable)
+
+
+# The emitters. Callers on hot paths test ``registry.<event>`` first, so that
+# an event nobody listens to costs one attribute read and no call.
 
 
 def emit_init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
     if registry.init:
-        _dispatch("init", registry.init, async_id, type, trigger_async_id, resource)
+        _dispatch("init", registry.init, (async_id, type, trigger_async_id, resource))
 
 
 def emit_before(async_id: int) -> None:
     if registry.before:
-        _dispatch("before", registry.before, async_id)
+        _dispatch("before", registry.before, (async_id,))
 
 
 def emit_after(async_id: int) -> None:
     if registry.after:
-        _dispatch("after", registry.after, async_id)
+        _dispatch("after", registry.after, (async_id,))
 
 
 def emit_destroy(async_id: int) -> None:
     if registry.destroy:
-        _dispatch("destroy", registry.destroy, async_id)
+        _dispatch("destroy", registry.destroy, (async_id,))
 
 
 def emit_promise_resolve(async_id: int) -> None:
     if registry.promise_resolve:
-        _dispatch("promise_resolve", registry.promise_resolve, async_id)
+        _dispatch("promise_resolve", registry.promise_resolve, (async_id,))
 
 
 # -- destroy events caused by garbage collection --------------------------------
