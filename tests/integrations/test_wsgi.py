@@ -177,3 +177,20 @@ def test_bare_app_with_custom_header_and_close(recorder: Recorder) -> None:
     assert "x-request-id" not in response.headers
     assert recorder.seen[:3] == [("call", "corr-7"), ("iterate", "corr-7"), ("close", "corr-7")]
     assert own.headers.get_list("x-correlation-id") == ["set-by-app"]
+
+
+def test_a_list_body_is_given_to_the_server_as_it_is() -> None:
+    seen: list[str | None] = []
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        seen.append(request_id.get_store())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ready"]
+
+    with waitress_server(RequestContextMiddleware(app)) as url:
+        response = httpx.get(f"{url}/", headers={"X-Request-ID": "listed"})
+    assert response.text == "ready"
+    assert response.headers["x-request-id"] == "listed"
+    # waitress sizes a one-item list itself: the list reached it unwrapped.
+    assert response.headers["content-length"] == "5"
+    assert seen == ["listed"]

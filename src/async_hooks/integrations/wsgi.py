@@ -85,6 +85,11 @@ class RequestContextMiddleware:
         except BaseException:
             scope.close()
             raise
+        if isinstance(body, list | tuple):
+            # A ready body runs no code while it is sent: the request ends
+            # here, and the server still sees a list (and can size it).
+            scope.close()
+            return body
         return _ResponseInContext(body, context, scope)
 
     def _starter(self, start_response: StartResponse, chosen_id: str) -> StartResponse:
