@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from tests.conftest import RunAsync
 
 from async_hooks.integrations.aiohttp_server import REQUEST_ID_KEY, setup_request_context
 from async_hooks.integrations.request_id import request_id
+from tests.conftest import RunAsync
 
 
 class TeapotError(Exception):

@@ -19,12 +19,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
-from tests.conftest import RunAsync
 
 from async_hooks.errors import InvalidArgValueError
 from async_hooks.integrations.asgi import Receive, RequestContextMiddleware, Scope, Send
 from async_hooks.integrations.log_filter import StoreFilter
 from async_hooks.integrations.request_id import request_id
+from tests.conftest import RunAsync
 
 from .servers import uvicorn_server
 

@@ -14,7 +14,6 @@ import pytest
 import structlog
 from loguru import logger as loguru_logger
 from pythonjsonlogger.json import JsonFormatter
-from tests.conftest import RunAsync
 
 from async_hooks import AsyncLocalStorage
 from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError
@@ -22,6 +21,7 @@ from async_hooks.integrations.log_filter import StoreFilter
 from async_hooks.integrations.loguru_patcher import StorePatcher
 from async_hooks.integrations.request_id import request_id
 from async_hooks.integrations.structlog_processor import StoreProcessor
+from tests.conftest import RunAsync
 
 tenant: AsyncLocalStorage[dict[str, Any]] = AsyncLocalStorage(name="tenant")
 
