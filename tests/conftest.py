@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -17,6 +19,21 @@ LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 }
 
 RunAsync = Callable[[Callable[[], Coroutine[Any, Any, T]]], T]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every test in its own copy of the context.
+
+    Tests of enter_with at top level change the context they run in; without
+    this, those changes would stay in the main thread's context and reach
+    every later test.
+    """
+    for item in items:
+        item.runtest = functools.partial(_in_a_copy_of_the_context, item.runtest)  # type: ignore[method-assign]
+
+
+def _in_a_copy_of_the_context(runtest: Callable[[], None]) -> None:
+    contextvars.copy_context().run(runtest)
 
 
 @pytest.fixture(params=sorted(LOOP_FACTORIES))
