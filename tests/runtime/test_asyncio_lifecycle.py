@@ -165,9 +165,11 @@ def test_timers_nested_form_a_trigger_chain(run_async: RunAsync, recorder: Recor
             if depth == 3:
                 done.set_result(None)
                 return
-            handles.append(loop.call_later(0.001, level, depth + 1))
+            handles.append(loop.call_later(0.005, level, depth + 1))
 
-        handles.append(loop.call_at(loop.time() + 0.001, level, 1))
+        # Not 0.001: uvloop rounds delays to milliseconds and turns a timer
+        # whose delay rounds to 0 into a plain Handle (docs/runtime.md).
+        handles.append(loop.call_at(loop.time() + 0.005, level, 1))
         await done
 
     run_async(main)
