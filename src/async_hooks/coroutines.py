@@ -27,6 +27,8 @@ _get_frame = current_frame.get
 
 __all__ = [
     "ContextCoroutine",
+    "CoroutineWrapper",
+    "as_exception",
     "bind_if_coroutine",
     "call_with",
     "is_coroutine",
@@ -36,14 +38,59 @@ __all__ = [
 R = TypeVar("R")
 
 
-class ContextCoroutine(Coroutine[Any, Any, R]):
+class CoroutineWrapper(Coroutine[Any, Any, R]):
+    """What every coroutine that drives another one step by step shares.
+
+    A subclass defines ``send``, ``throw_exception`` and ``close``. This
+    class makes it awaitable, hands ``throw`` a single exception, and forwards
+    every attribute it does not define (``__name__``, ``__qualname__``,
+    ``cr_frame``, ``cr_await``, ...) to the wrapped coroutine, also
+    ``__wrapped__``, so that asyncio's Task repr, ``get_stack()`` and
+    debuggers see the user's coroutine.
+    """
+
+    __slots__ = ("_coro",)
+
+    def __init__(self, coro: Coroutine[Any, Any, R]) -> None:
+        self._coro = coro
+
+    @property
+    def __wrapped__(self) -> Coroutine[Any, Any, R]:
+        return self._coro
+
+    def throw(
+        self,
+        typ: type[BaseException] | BaseException,
+        val: BaseException | object = None,
+        tb: TracebackType | None = None,
+        /,
+    ) -> Any:
+        return self.throw_exception(as_exception(typ, val, tb))
+
+    def throw_exception(self, error: BaseException, /) -> Any:
+        raise NotImplementedError
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def __iter__(self) -> CoroutineWrapper[R]:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._coro, name)
+
+
+class ContextCoroutine(CoroutineWrapper[R]):
     """Drives ``coro`` so that each of its steps runs in ``context``.
 
     When ``async_id`` is given, each step also emits ``before``/``after``
     for it; ``resource`` is kept alive for as long as the coroutine is.
     """
 
-    __slots__ = ("_async_id", "_context", "_coro", "_driver_frame", "_resource")
+    __slots__ = ("_async_id", "_context", "_driver_frame", "_resource")
 
     def __init__(
         self,
@@ -52,7 +99,7 @@ class ContextCoroutine(Coroutine[Any, Any, R]):
         async_id: int | None = None,
         resource: object = None,
     ) -> None:
-        self._coro = coro
+        super().__init__(coro)
         self._context = context
         self._async_id = async_id
         self._resource = resource
@@ -68,14 +115,7 @@ class ContextCoroutine(Coroutine[Any, Any, R]):
             return self._context.run(_driven_step, frame, self._coro.send, value)
         return self._context.run(self._scoped_step, self._coro.send, value)
 
-    def throw(
-        self,
-        typ: type[BaseException] | BaseException,
-        val: BaseException | object = None,
-        tb: TracebackType | None = None,
-        /,
-    ) -> Any:
-        error = _as_exception(typ, val, tb)
+    def throw_exception(self, error: BaseException, /) -> Any:
         if self._async_id is None:
             frame = self._driver_frame = _get_frame()
             return self._context.run(_driven_step, frame, self._coro.throw, error)
@@ -96,21 +136,6 @@ class ContextCoroutine(Coroutine[Any, Any, R]):
             if hooks.registry.after:
                 hooks.emit_after(async_id)
 
-    def __await__(self) -> Generator[Any, None, R]:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def __iter__(self) -> ContextCoroutine[R]:
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        # Introspection (__name__, __qualname__, cr_frame, cr_await, ...) is
-        # the wrapped coroutine's, so asyncio's Task repr, get_stack() and
-        # debuggers see the user's coroutine.
-        return getattr(self._coro, name)
-
     def __repr__(self) -> str:
         return f"<ContextCoroutine {self._coro!r}>"
 
@@ -125,7 +150,7 @@ def _driven_step(frame: ExecutionFrame, method: Callable[[Any], Any], argument: 
     return method(argument)
 
 
-def _as_exception(
+def as_exception(
     typ: type[BaseException] | BaseException, val: object, tb: TracebackType | None
 ) -> BaseException:
     # The three-argument throw() is deprecated on native coroutines since 3.12,

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from .._validation import describe, require_callable
-from ..coroutines import _as_exception
+from ..coroutines import as_exception
 from ..errors import InvalidArgTypeError
 from ..execution import ExecutionFrame, current_frame
 
@@ -108,7 +108,7 @@ class BoundGenerator(_Driven, Generator[Y, S, R]):
         tb: TracebackType | None = None,
         /,
     ) -> Y:
-        return self._step(self._gen.throw, _as_exception(typ, val, tb))  # type: ignore[no-any-return]
+        return self._step(self._gen.throw, as_exception(typ, val, tb))  # type: ignore[no-any-return]
 
     def close(self) -> None:
         # The generator's finally blocks run here: they see its own context.
@@ -178,7 +178,7 @@ class _StepInContext(Coroutine[Any, Any, R]):
         tb: TracebackType | None = None,
         /,
     ) -> Any:
-        return self._owner._drive(self._step.throw, _as_exception(typ, val, tb))
+        return self._owner._drive(self._step.throw, as_exception(typ, val, tb))
 
     def close(self) -> None:
         self._owner._drive(self._step.close)
@@ -227,7 +227,7 @@ class BoundAsyncGenerator(_Driven, AsyncGenerator[Y, S]):
         tb: TracebackType | None = None,
         /,
     ) -> Coroutine[Any, Any, Y]:
-        error = _as_exception(typ, val, tb)
+        error = as_exception(typ, val, tb)
         if not self._hooks_done:
             return self._first_call(self._agen.athrow, error)
         return _StepInContext(self, self._agen.athrow(error))

@@ -31,13 +31,12 @@ import functools
 import inspect
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from contextvars import Context, copy_context
-from types import TracebackType
 from typing import Any, TypeVar
 
 from .. import hooks
-from ..coroutines import is_coroutine
+from ..coroutines import CoroutineWrapper, is_coroutine
 from ..execution import current_frame
 from .patching import Patches
 from .registry import TrackedResource, finish, forget, track
@@ -59,7 +58,7 @@ _patches = Patches()
 # -- tasks ---------------------------------------------------------------------
 
 
-class TaskCoroutine(Coroutine[Any, Any, T]):
+class TaskCoroutine(CoroutineWrapper[T]):
     """The coroutine a tracked task drives: the user's, with events around each step.
 
     ``task.get_coro()`` returns this wrapper while tracking is on; it forwards
@@ -68,30 +67,20 @@ class TaskCoroutine(Coroutine[Any, Any, T]):
     repr, ``get_stack()`` and debuggers see the user's code.
     """
 
-    __slots__ = ("_coro", "_record", "_sets_frame")
+    __slots__ = ("_record", "_sets_frame")
 
     def __init__(self, coro: Coroutine[Any, Any, T], record: TrackedResource, sets_frame: bool):
-        self._coro = coro
+        super().__init__(coro)
         self._record = record
         # False when the task runs in a context of our own that already holds
         # the frame; True when it runs in a context we must not change.
         self._sets_frame = sets_frame
 
-    @property
-    def __wrapped__(self) -> Coroutine[Any, Any, T]:
-        return self._coro
-
     def send(self, value: Any, /) -> Any:
         return self._step(self._coro.send, value)
 
-    def throw(
-        self,
-        typ: type[BaseException] | BaseException,
-        val: BaseException | object = None,
-        tb: TracebackType | None = None,
-        /,
-    ) -> Any:
-        return self._step(self._coro.throw, _as_exception(typ, val, tb))
+    def throw_exception(self, error: BaseException, /) -> Any:
+        return self._step(self._coro.throw, error)
 
     def close(self) -> None:
         self._coro.close()
@@ -126,32 +115,8 @@ class TaskCoroutine(Coroutine[Any, Any, T]):
         if token is not None:
             current_frame.reset(token)
 
-    def __await__(self) -> Generator[Any, None, T]:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def __iter__(self) -> TaskCoroutine[T]:
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._coro, name)
-
     def __repr__(self) -> str:
         return repr(self._coro)
-
-
-def _as_exception(
-    typ: type[BaseException] | BaseException, val: object, tb: TracebackType | None
-) -> BaseException:
-    if isinstance(typ, BaseException):
-        error = typ
-    elif isinstance(val, BaseException):
-        error = val
-    else:
-        error = typ() if val is None else typ(val)
-    return error if tb is None else error.with_traceback(tb)
 
 
 def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable[..., Any]:
