@@ -39,7 +39,7 @@ from .. import hooks
 from ..coroutines import CoroutineWrapper, is_coroutine
 from ..execution import current_frame
 from .patching import Patches
-from .registry import TrackedResource, finish, forget, track
+from .registry import TrackedResource, finish, forget, run_as, track
 
 __all__ = [
     "ExecutorJob",
@@ -236,19 +236,10 @@ class TrackedCallback:
         if self._ready is not None:
             with self._ready:
                 pass
-        record = self.record
-        token = current_frame.set(record)
         try:
-            if hooks.registry.before:
-                hooks.emit_before(record.async_id)
-            try:
-                self.callback(*args)
-            finally:
-                if hooks.registry.after:
-                    hooks.emit_after(record.async_id)
+            run_as(self.record, self.callback, *args)
         finally:
-            current_frame.reset(token)
-            finish(record)
+            finish(self.record)
 
     def __repr__(self) -> str:
         return repr(self.callback)
@@ -383,19 +374,10 @@ class ExecutorJob:
     def _run_scoped(
         self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        record = self.record
-        token = current_frame.set(record)
         try:
-            if hooks.registry.before:
-                hooks.emit_before(record.async_id)
-            try:
-                return func(*args, **kwargs)
-            finally:
-                if hooks.registry.after:
-                    hooks.emit_after(record.async_id)
+            return run_as(self.record, func, *args, **kwargs)
         finally:
-            current_frame.reset(token)
-            finish(record)
+            finish(self.record)
 
     def __repr__(self) -> str:
         return f"<ExecutorJob {self.func!r} async_id={self.record.async_id}>"
@@ -449,7 +431,8 @@ _LOOP_PATCHES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
 )
 
 
-def _loop_classes() -> list[type]:
+def loop_classes() -> list[type]:
+    """The loop classes whose methods are patched: asyncio's base loop, and uvloop's."""
     classes: list[type] = [asyncio.BaseEventLoop]
     try:
         import uvloop
@@ -466,7 +449,7 @@ def patch_asyncio() -> None:
     """Replace the resource-creating loop methods with tracking ones."""
     if _patches:
         return
-    for cls in _loop_classes():
+    for cls in loop_classes():
         for name, make in _LOOP_PATCHES:
             _patches.apply(cls, name, make)
     _patches.apply(asyncio.Handle, "cancel", _tracked_handle_cancel)

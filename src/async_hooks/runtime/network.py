@@ -28,8 +28,9 @@ from typing import Any
 
 from .. import hooks
 from ..execution import ExecutionFrame, current_frame
+from .asyncio_tracking import loop_classes
 from .patching import Patches
-from .registry import TrackedResource, finish, forget, track
+from .registry import TrackedResource, finish, forget, run_as, track
 
 __all__ = ["patch_network", "unpatch_network"]
 
@@ -94,17 +95,9 @@ class _ProtocolCallback:
         record = tracking.record
         if record is None:
             return self.method(*args)
-        token = current_frame.set(record)
         try:
-            if hooks.registry.before:
-                hooks.emit_before(record.async_id)
-            try:
-                return self.method(*args)
-            finally:
-                if hooks.registry.after:
-                    hooks.emit_after(record.async_id)
+            return run_as(record, self.method, *args)
         finally:
-            current_frame.reset(token)
             if self.name == "connection_lost":
                 tracking.lost()
 
@@ -195,21 +188,10 @@ def _tracked_server_close(original: Callable[[Any], None]) -> Callable[[Any], No
     return close
 
 
-def _loop_classes() -> list[type]:
-    classes: list[type] = [asyncio.BaseEventLoop]
-    try:
-        import uvloop
-    except ImportError:
-        pass
-    else:
-        classes.append(uvloop.Loop)
-    return classes
-
-
 def patch_network() -> None:
     if _patches:
         return
-    for cls in _loop_classes():
+    for cls in loop_classes():
         _patches.apply(cls, "create_server", _tracked_create_server)
         _patches.apply(cls, "create_connection", _tracked_create_connection)
         if hasattr(cls, "create_unix_server"):

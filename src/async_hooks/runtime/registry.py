@@ -16,13 +16,17 @@ from __future__ import annotations
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from contextvars import Context
 from types import CodeType, FrameType
+from typing import Any, TypeVar
 
 from .. import hooks
 from ..execution import ExecutionFrame, current_frame, new_async_id
 
-__all__ = ["CreationSite", "TrackedResource", "finish", "live", "track"]
+__all__ = ["CreationSite", "TrackedResource", "finish", "live", "run_as", "track"]
+
+T = TypeVar("T")
 
 #: Every tracked resource not yet destroyed, by async id.
 live: dict[int, TrackedResource] = {}
@@ -183,6 +187,21 @@ def finish(record: TrackedResource) -> None:
     record.context = None
     if live.pop(record.async_id, None) is not None and hooks.registry.destroy:
         hooks.emit_destroy(record.async_id)
+
+
+def run_as(record: TrackedResource, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run ``fn`` as the resource's code: its frame current, between ``before`` and ``after``."""
+    token = current_frame.set(record)
+    try:
+        if hooks.registry.before:
+            hooks.emit_before(record.async_id)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if hooks.registry.after:
+                hooks.emit_after(record.async_id)
+    finally:
+        current_frame.reset(token)
 
 
 def forget(record: TrackedResource) -> None:

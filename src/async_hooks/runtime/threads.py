@@ -13,9 +13,8 @@ import threading
 from collections.abc import Callable
 
 from .. import hooks
-from ..execution import current_frame
 from .patching import Patches
-from .registry import TrackedResource, finish, track
+from .registry import TrackedResource, finish, run_as, track
 
 __all__ = ["patch_threads", "unpatch_threads"]
 
@@ -33,20 +32,11 @@ class _TrackedRun:
         self.record = record
 
     def __call__(self) -> None:
-        record = self.record
-        token = current_frame.set(record)
         try:
-            if hooks.registry.before:
-                hooks.emit_before(record.async_id)
-            try:
-                self.run()
-            finally:
-                if hooks.registry.after:
-                    hooks.emit_after(record.async_id)
+            run_as(self.record, self.run)
         finally:
-            current_frame.reset(token)
             self.forget_run()
-            finish(record)
+            finish(self.record)
 
     def forget_run(self) -> None:
         # Break the thread -> run -> thread cycle and show the class's run again.
