@@ -202,11 +202,12 @@ class AsyncLocalStorage(Generic[T]):
         context, so calls do not see each other's changes and may nest.
         """
         copy_captured = copy_context().copy
-        captured_frame = current_frame.get()
+        get_frame = current_frame.get
+        captured_frame = get_frame()
 
         def run_in_snapshot(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
             context = copy_captured()
-            frame = current_frame.get()
+            frame = get_frame()
             if frame is not captured_frame:
                 # A snapshot restores stores, not an execution scope (as in
                 # Node): inside, the ids stay the caller's.
