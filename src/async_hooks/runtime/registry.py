@@ -42,14 +42,17 @@ _is_machinery: dict[str, bool] = {}
 
 def _machinery_dirs() -> tuple[str, ...]:
     import asyncio
+    import importlib.util
     import os
     import threading
 
     dirs = {os.path.dirname(asyncio.__file__), os.path.dirname(os.path.dirname(__file__))}
     dirs.add(threading.__file__)
-    uvloop = sys.modules.get("uvloop")
-    if uvloop is not None and uvloop.__file__:
-        dirs.add(os.path.dirname(uvloop.__file__))
+    for name in ("uvloop", "trio"):
+        # Found without importing: trio may be imported after the first lookup.
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            dirs.add(os.path.dirname(spec.origin))
     return tuple(dirs)
 
 
@@ -123,10 +126,12 @@ class TrackedResource(ExecutionFrame):
 
     __slots__ = ("context", "created_at", "creation_site", "initialized", "type")
 
-    def __init__(self, context: Context | None = None) -> None:
+    def __init__(self, context: Context | None = None, trigger_async_id: int | None = None) -> None:
         # Not ExecutionFrame.__init__: the resource does not exist yet.
         self.async_id = new_async_id()
-        self.trigger_async_id = current_frame.get().async_id
+        if trigger_async_id is None:
+            trigger_async_id = current_frame.get().async_id
+        self.trigger_async_id = trigger_async_id
         self._resource = _no_resource
         # Known once the resource exists: the class name of the user's object.
         self.type = ""
@@ -137,8 +142,12 @@ class TrackedResource(ExecutionFrame):
         # is still on its way (another thread, an eager task) emits it first.
         self.initialized = False
 
-    def attach(self, resource: object) -> None:
+    def attach(self, resource: object, type_name: str | None = None, *, emit: bool = True) -> None:
         """Name the user's object of this resource and emit ``init`` for it.
+
+        The type is the object's class name unless ``type_name`` is given.
+        ``emit=False`` is for a resource born while no hook listened: it is
+        listed from now on, but gets no ``init`` (as in Node).
 
         The object is held weakly: when it is collected before it finished
         (a task the loop never ran, a future nobody resolved), its destroy
@@ -146,7 +155,7 @@ class TrackedResource(ExecutionFrame):
         """
         if self.initialized:
             return
-        self.type = type(resource).__name__
+        self.type = type_name or type(resource).__name__
         try:
             ref = _ResourceRef(resource, _collected)
         except TypeError:
@@ -155,7 +164,7 @@ class TrackedResource(ExecutionFrame):
             ref.async_id = self.async_id
             self._resource = ref
         self.initialized = True
-        if hooks.registry.init:
+        if emit and hooks.registry.init:
             hooks.emit_init(self.async_id, self.type, self.trigger_async_id, resource)
 
     @property
@@ -170,11 +179,14 @@ class TrackedResource(ExecutionFrame):
         )
 
 
-def track(context: Context | None = None) -> TrackedResource:
-    """Start tracking a new resource; :meth:`TrackedResource.attach` emits its init."""
+def track(context: Context | None = None, trigger_async_id: int | None = None) -> TrackedResource:
+    """Start tracking a new resource; :meth:`TrackedResource.attach` emits its init.
+
+    The trigger is the current execution unless ``trigger_async_id`` is given.
+    """
     if hooks.pending_destroys:
         hooks.flush_pending_destroys()
-    record = TrackedResource(context)
+    record = TrackedResource(context, trigger_async_id)
     live[record.async_id] = record
     return record
 

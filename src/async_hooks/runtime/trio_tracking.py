@@ -39,7 +39,8 @@ import trio
 from trio.lowlevel import Task
 
 from .. import hooks
-from ..execution import ExecutionFrame, current_frame, new_async_id
+from ..execution import ExecutionFrame, current_frame
+from .registry import TrackedResource, finish, forget, live, track
 
 __all__ = [
     "TRIO_TASK_TYPE",
@@ -62,7 +63,7 @@ class LifecycleInstrument(trio.abc.Instrument):
 
     def __init__(self, *, leaves_when_idle: bool = False) -> None:
         # The frame of every task this instrument gave an id to, until it exits.
-        self._frames: dict[Task, ExecutionFrame] = {}
+        self._frames: dict[Task, TrackedResource] = {}
         # The task whose step is between our before and after events.
         self._stepping: Task | None = None
         # Its exit happened inside that step: destroy waits for after.
@@ -78,14 +79,14 @@ class LifecycleInstrument(trio.abc.Instrument):
         if not hooks.registry.hooks:
             self._idle()
             return
-        # trio calls this from inside start_soon, in the spawner's context.
-        creator = current_frame.get()
-        frame = ExecutionFrame(new_async_id(), creator.async_id, task)
-        if not _set_frame(task, frame):
+        # trio calls this from inside start_soon, in the spawner's context:
+        # the trigger is the spawner's execution.
+        record = track(task.context)
+        if not _set_frame(task, record):
+            forget(record)
             return
-        self._frames[task] = frame
-        if hooks.registry.init:
-            hooks.emit_init(frame.async_id, TRIO_TASK_TYPE, frame.trigger_async_id, task)
+        self._frames[task] = record
+        record.attach(task, TRIO_TASK_TYPE)
 
     def before_task_step(self, task: Task) -> None:
         frame = self._frames.get(task)
@@ -125,7 +126,7 @@ class LifecycleInstrument(trio.abc.Instrument):
         if frame is not None:
             _finish(frame)
 
-    def _adopt(self, task: Task) -> ExecutionFrame | None:
+    def _adopt(self, task: Task) -> TrackedResource | None:
         """Give an id to a task spawned while no hook was enabled.
 
         As in Node, a resource created before any hook listened gets no
@@ -135,33 +136,44 @@ class LifecycleInstrument(trio.abc.Instrument):
         instrument) is kept, so a task's id never changes.
         """
         inherited = task.context.run(current_frame.get)
-        if inherited.resource is task:
-            frame = inherited
+        if isinstance(inherited, TrackedResource) and inherited.resource is task:
+            record = inherited
+            live.setdefault(record.async_id, record)
         else:
-            frame = ExecutionFrame(new_async_id(), inherited.async_id, task)
-            if not _set_frame(task, frame):
+            record = track(task.context, trigger_async_id=inherited.async_id)
+            if not _set_frame(task, record):
+                forget(record)
                 return None
-        self._frames[task] = frame
-        return frame
+            # Born while no hook listened: no init (as in Node), but listed.
+            record.attach(task, TRIO_TASK_TYPE, emit=False)
+        self._frames[task] = record
+        return record
 
     def _idle(self) -> None:
-        self._frames.clear()
+        self._forget_tasks()
         if self._leaves_when_idle and self.attached:
             self.detach()
+
+    def _forget_tasks(self) -> None:
+        # No longer followed: no longer listed as live either. A task keeps
+        # its record (and id) in its context, for when tracking comes back.
+        for record in self._frames.values():
+            forget(record)
+        self._frames.clear()
 
     def detach(self) -> None:
         """Remove this instrument from the current run (a no-op outside it)."""
         self.attached = False
-        self._frames.clear()
+        self._forget_tasks()
         self._stepping = None
         # KeyError: not (or no longer) in this run; RuntimeError: not in a run.
         with contextlib.suppress(KeyError, RuntimeError):
             trio.lowlevel.remove_instrument(self)
 
 
-def _finish(frame: ExecutionFrame) -> None:
-    if hooks.registry.destroy:
-        hooks.emit_destroy(frame.async_id)
+def _finish(record: TrackedResource) -> None:
+    record.context = None  # a task's context holds its record: no cycle left
+    finish(record)
 
 
 def _set_frame(task: Task, frame: ExecutionFrame) -> bool:
