@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from async_hooks.runtime.patching import Patches
+from async_hooks._patching import Patches
 
 
 class Base:

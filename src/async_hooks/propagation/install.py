@@ -30,9 +30,9 @@ import contextvars
 import functools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from .._patching import Patches
 from .._store_policy import Crossing
 from .executors import bind_callback, to_thread
 from .policy import capture_context
@@ -41,21 +41,11 @@ from .threads import ContextThread, start_in
 
 __all__ = ["install", "installed", "uninstall"]
 
-_MISSING = object()
-
-
-@dataclass
-class _Patch:
-    owner: Any
-    name: str
-    original: Any
-    replacement: Any
-
 
 class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.patches: list[_Patch] = []
+        self.patches = Patches()
         # Read by every wrapper: a wrapper that another library wrapped in
         # turn cannot be removed by uninstall(), so it must go inert instead.
         self.active = False
@@ -77,13 +67,12 @@ def install() -> None:
     with _state.lock:
         if _state.active:
             return
-        _state.patches = [
-            _patch(threading.Thread, "start", _wrap_thread_start),
-            _patch(concurrent.futures.ThreadPoolExecutor, "submit", _wrap_thread_pool_submit),
-            _patch(concurrent.futures.ProcessPoolExecutor, "submit", _wrap_process_pool_submit),
-            _patch(concurrent.futures.Future, "add_done_callback", _wrap_add_done_callback),
-            _patch(asyncio, "to_thread", lambda _original: to_thread),
-        ]
+        patches = _state.patches
+        patches.apply(threading.Thread, "start", _wrap_thread_start)
+        patches.apply(concurrent.futures.ThreadPoolExecutor, "submit", _wrap_thread_pool_submit)
+        patches.apply(concurrent.futures.ProcessPoolExecutor, "submit", _wrap_process_pool_submit)
+        patches.apply(concurrent.futures.Future, "add_done_callback", _wrap_add_done_callback)
+        patches.apply(asyncio, "to_thread", lambda _original: to_thread)
         _state.active = True
 
 
@@ -96,28 +85,7 @@ def uninstall() -> None:
     """
     with _state.lock:
         _state.active = False
-        for patch in reversed(_state.patches):
-            if _current(patch.owner, patch.name) is patch.replacement:
-                if patch.original is _MISSING:
-                    delattr(patch.owner, patch.name)
-                else:
-                    setattr(patch.owner, patch.name, patch.original)
-        _state.patches = []
-
-
-def _current(owner: Any, name: str) -> Any:
-    # The attribute as stored, not as looked up: identity must hold for the
-    # function itself, not a bound method or an inherited one.
-    namespace = vars(owner)
-    return namespace.get(name, _MISSING)
-
-
-def _patch(owner: Any, name: str, wrap: Callable[[Any], Any]) -> _Patch:
-    original = _current(owner, name)
-    callable_original = getattr(owner, name) if original is _MISSING else original
-    replacement = wrap(callable_original)
-    setattr(owner, name, replacement)
-    return _Patch(owner, name, original, replacement)
+        _state.patches.restore_all()
 
 
 # -- the wrappers -------------------------------------------------------------------

@@ -36,9 +36,9 @@ from contextvars import Context, copy_context
 from typing import Any, TypeVar
 
 from .. import hooks
+from .._patching import Patches
 from ..coroutines import CoroutineWrapper, is_coroutine
 from ..execution import current_frame
-from .patching import Patches
 from .registry import TrackedResource, finish, forget, run_as, track
 
 __all__ = [
@@ -262,7 +262,7 @@ def _schedule(
         or _is_task_step(callback)
         or not callable(callback)
     ):
-        # Stranded (see patching.py); the delivery of collected resources'
+        # Stranded (see async_hooks/_patching.py); the delivery of collected resources'
         # destroys, scheduled from inside the garbage collector where no
         # event may be emitted; already ours (call_later calls call_at); a
         # task's own step; or an error the loop reports in its own words.

@@ -27,9 +27,9 @@ from contextvars import copy_context
 from typing import Any
 
 from .. import hooks
+from .._patching import Patches
 from ..execution import ExecutionFrame, current_frame
 from .asyncio_tracking import loop_classes
-from .patching import Patches
 from .registry import TrackedResource, finish, forget, run_as, track
 
 __all__ = ["patch_network", "unpatch_network"]

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 from .. import hooks
-from .patching import Patches
+from .._patching import Patches
 from .registry import TrackedResource, finish, run_as, track
 
 __all__ = ["patch_threads", "unpatch_threads"]
@@ -46,7 +46,7 @@ class _TrackedRun:
 def _tracked_start(original: Callable[[threading.Thread], None]) -> Callable[..., None]:
     def start(self: threading.Thread) -> None:
         if not hooks.registry.hooks or isinstance(vars(self).get("run"), _TrackedRun):
-            return original(self)  # stranded (see patching.py), or started twice
+            return original(self)  # stranded (see async_hooks/_patching.py), or started twice
         record = track()
         record.attach(self)
         tracked = _TrackedRun(self, record)
