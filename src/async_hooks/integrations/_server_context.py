@@ -11,24 +11,28 @@ with a warning in the ``async_hooks.integrations`` log.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import cast
 
 from .._store_policy import registry
-from .._validation import describe, require_callable
-from ..errors import InvalidArgTypeError, InvalidArgValueError, InvalidBaggageError
+from .._validation import require_callable
+from ..errors import InvalidArgValueError, InvalidBaggageError
 from ..propagation import Crossing, import_stores
 from .baggage import decode_baggage
-from .request_id import DEFAULT_HEADER, is_valid_request_id, new_request_id, request_id
+from .request_id import (
+    DEFAULT_HEADER,
+    check_header_name,
+    is_valid_request_id,
+    new_request_id,
+    request_id,
+)
 
 __all__ = ["RequestContextOptions", "logger", "request_context"]
 
 logger = logging.getLogger("async_hooks.integrations")
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # How much of a rejected value is quoted in the log: enough to recognise it,
 # too little to flood the log; repr() escapes anything that could forge lines.
 _QUOTED_PREFIX = 40
@@ -51,15 +55,7 @@ class RequestContextOptions:
     read_baggage: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.header_name, str):
-            raise InvalidArgTypeError(
-                f'The "header_name" argument must be of type str. '
-                f"Received {describe(self.header_name)}"
-            )
-        if _HEADER_NAME.fullmatch(self.header_name) is None:
-            raise InvalidArgValueError(
-                f"The header name {self.header_name!r} is not a valid HTTP header name"
-            )
+        check_header_name(self.header_name, "header_name")
         require_callable(self.generate_id, "generate_id")
 
 

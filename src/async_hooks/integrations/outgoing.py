@@ -15,30 +15,14 @@ other client can call it too, on whatever mutable headers mapping it has.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import MutableMapping
 
-from .._validation import describe
-from ..errors import InvalidArgTypeError, InvalidArgValueError, InvalidBaggageError
+from ..errors import InvalidBaggageError
 from ..propagation import Crossing, export_stores
 from .baggage import BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, encode_baggage
-from .request_id import DEFAULT_HEADER, request_id
+from .request_id import DEFAULT_HEADER, check_header_name, request_id
 
 __all__ = ["add_outgoing_headers", "check_header_name", "outgoing_headers"]
-
-# RFC 9110 field names are tokens.
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def check_header_name(name: object) -> str:
-    """``name`` if it can be an HTTP header name, else a clear error."""
-    if not isinstance(name, str):
-        raise InvalidArgTypeError(
-            f'The "request_id_header" argument must be of type str. Received {describe(name)}'
-        )
-    if _HEADER_NAME.fullmatch(name) is None:
-        raise InvalidArgValueError(f"{name!r} is not a valid HTTP header name")
-    return name
 
 
 def outgoing_headers(*, request_id_header: str = DEFAULT_HEADER) -> dict[str, str]:

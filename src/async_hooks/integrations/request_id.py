@@ -12,12 +12,15 @@ import os
 import re
 from collections.abc import Iterator
 
+from .._validation import describe
+from ..errors import InvalidArgTypeError, InvalidArgValueError
 from ..propagation import JSON, Crossing
 from ..storage import AsyncLocalStorage
 
 __all__ = [
     "DEFAULT_HEADER",
     "MAX_REQUEST_ID_LENGTH",
+    "check_header_name",
     "is_valid_request_id",
     "new_request_id",
     "request_id",
@@ -81,3 +84,18 @@ def new_request_id() -> str:
 def is_valid_request_id(value: str) -> bool:
     """True when ``value`` is 1 to 128 characters of ``[A-Za-z0-9._-]``."""
     return isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value) is not None
+
+
+# An HTTP token (RFC 9110): what a header name may be made of.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def check_header_name(name: object, argument: str = "request_id_header") -> str:
+    """``name`` if it can be an HTTP header name, else a clear error naming ``argument``."""
+    if not isinstance(name, str):
+        raise InvalidArgTypeError(
+            f'The "{argument}" argument must be of type str. Received {describe(name)}'
+        )
+    if _HEADER_NAME.fullmatch(name) is None:
+        raise InvalidArgValueError(f"{name!r} is not a valid HTTP header name")
+    return name
