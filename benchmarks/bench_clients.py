@@ -33,14 +33,14 @@ import httpx
 import requests
 from celery import Celery, Task  # type: ignore[import-untyped]  # celery ships no types
 
-from async_hooks import AsyncLocalStorage
-from async_hooks.integrations.aiohttp_client import context_trace_config
+from async_hooks import AsyncLocalStorage, Crossing
+from async_hooks.integrations.aiohttp import context_trace_config
 from async_hooks.integrations.celery import ContextTask
-from async_hooks.integrations.httpx_client import instrument_httpx
+from async_hooks.integrations.httpx import instrument_httpx
 from async_hooks.integrations.outgoing import add_outgoing_headers
 from async_hooks.integrations.request_id import request_id
-from async_hooks.integrations.requests_client import instrument_requests
-from async_hooks.propagation import JSON, Crossing
+from async_hooks.integrations.requests import instrument_requests
+from async_hooks.propagation import JSON
 
 tenant = AsyncLocalStorage[str](name="bench_tenant", crosses=Crossing.REMOTE, serializer=JSON)
 user = AsyncLocalStorage[dict[str, Any]](name="bench_user", crosses=Crossing.ALL, serializer=JSON)

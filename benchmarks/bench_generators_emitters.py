@@ -23,10 +23,10 @@ from blinker import Signal
 from pyee import EventEmitter
 
 from async_hooks import AsyncLocalStorage
-from async_hooks.propagation.emitters_blinker import connect_in_context
-from async_hooks.propagation.emitters_pyee import EventEmitterAsyncResource
-from async_hooks.propagation.generators import bind_generator
-from async_hooks.propagation.greenlets import spawn
+from async_hooks.integrations.blinker import connect_in_context
+from async_hooks.integrations.gevent import spawn
+from async_hooks.integrations.pyee import EventEmitterAsyncResource
+from async_hooks.propagation._generators import bind_generator
 
 request = AsyncLocalStorage[str](name="bench.request")
 

@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from async_hooks.integrations.asgi import RequestContextMiddleware
-from async_hooks.integrations.log_filter import StoreFilter
+from async_hooks.integrations.logging import StoreFilter
 from async_hooks.integrations.request_id import new_request_id, request_id
 
 Scope = MutableMapping[str, Any]

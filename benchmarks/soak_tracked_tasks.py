@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from async_hooks import create_hook
-from async_hooks.runtime import registry
+from async_hooks._runtime import _live
 
 BATCH = 1_000
 
@@ -58,7 +58,7 @@ def soak(tasks: int, loop_factory: Callable[[], asyncio.AbstractEventLoop], trac
             runner.run(run_batches(20 * BATCH))  # warm-up: free lists, caches
             gc.collect()
             baseline = resident_kib()
-            print(f"after warm-up: rss {baseline} KiB, live tracked {len(registry.live)}")
+            print(f"after warm-up: rss {baseline} KiB, live tracked {len(_live.live_resources)}")
             started = time.perf_counter()
             tenth = max(tasks // 10, BATCH)
             done = 0
@@ -72,7 +72,7 @@ def soak(tasks: int, loop_factory: Callable[[], asyncio.AbstractEventLoop], trac
                     after_first_tenth = rss
                 print(
                     f"{done:>9} tasks: rss {rss} KiB, "
-                    f"live tracked {len(registry.live)}, "
+                    f"live tracked {len(_live.live_resources)}, "
                     f"{time.perf_counter() - started:.1f}s"
                 )
             end = resident_kib()

@@ -20,7 +20,7 @@ from async_hooks import (
     execution_async_id,
     isolated,
 )
-from async_hooks.coroutines import ContextCoroutine, is_coroutine
+from async_hooks._coroutines import ContextCoroutine, is_coroutine
 
 # The signature of the `run_async` fixture of conftest.py.
 RunAsync = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]

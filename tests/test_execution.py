@@ -16,7 +16,7 @@ from async_hooks import (
     execution_async_resource,
     trigger_async_id,
 )
-from async_hooks.execution import TOP_LEVEL_RESOURCE, new_async_id
+from async_hooks._execution import TOP_LEVEL_RESOURCE, new_async_id
 
 
 def test_top_level_ids_are_node_s() -> None:

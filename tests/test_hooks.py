@@ -17,7 +17,7 @@ from async_hooks import (
     execution_async_id,
     execution_async_resource,
 )
-from async_hooks import hooks as hooks_module
+from async_hooks import _hooks as hooks_module
 from async_hooks.errors import (
     InvalidArgTypeError,
     InvalidArgValueError,
@@ -229,7 +229,7 @@ def test_events_are_delivered_in_enable_order(enabled: list[AsyncHook]) -> None:
 
 
 def test_the_first_enable_and_the_last_disable_notify_activation_listeners() -> None:
-    assert not hooks_module.registry.hooks, "a previous test left a hook enabled"
+    assert not hooks_module.enabled.hooks, "a previous test left a hook enabled"
     changes: list[bool] = []
     hooks_module.add_activation_listener(changes.append)
     try:

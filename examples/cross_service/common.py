@@ -15,11 +15,11 @@ import sys
 
 from celery import Celery  # type: ignore[import-untyped]  # celery ships no types
 
-from async_hooks import AsyncLocalStorage
+from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.integrations.celery import ContextTask
-from async_hooks.integrations.log_filter import StoreFilter
+from async_hooks.integrations.logging import StoreFilter
 from async_hooks.integrations.request_id import request_id
-from async_hooks.propagation import JSON, Crossing
+from async_hooks.propagation import JSON
 
 __all__ = ["BROKER_ENV", "INVENTORY_URL_ENV", "celery_app", "customer", "setup_logging"]
 

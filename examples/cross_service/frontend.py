@@ -14,7 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from async_hooks.integrations.asgi import RequestContextMiddleware
-from async_hooks.integrations.httpx_client import instrument_httpx
+from async_hooks.integrations.httpx import instrument_httpx
 
 from .common import INVENTORY_URL_ENV, customer, setup_logging
 from .tasks import send_receipt

@@ -7,15 +7,15 @@ See README.md for the map from Node's names to these.
 """
 
 # Imported for its effect: asyncio, uvloop and threads are tracked while a hook is enabled.
-from . import runtime as _runtime  # noqa: F401
-from ._store_policy import Crossing
+from . import _runtime as _runtime
+from ._execution import execution_async_id, execution_async_resource, trigger_async_id
+from ._hooks import AsyncHook, create_hook
+from ._policy import Crossing
+from ._resource import AsyncResource
+from ._storage import AsyncLocalStorage, isolated
 from .diagnostics import ActiveResource, get_active_resources, get_active_resources_info
 from .errors import AsyncHooksError
-from .execution import execution_async_id, execution_async_resource, trigger_async_id
-from .hooks import AsyncHook, create_hook
-from .propagation.install import install, uninstall
-from .resource import AsyncResource
-from .storage import AsyncLocalStorage, isolated
+from .propagation._install import install, uninstall
 
 __all__ = [
     "ActiveResource",

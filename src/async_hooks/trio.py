@@ -22,7 +22,7 @@ except ImportError as error:
         "install the extra with: pip install 'async-hooks[trio]'"
     ) from error
 
-from .runtime.trio_tracking import TRIO_TASK_TYPE, LifecycleInstrument, enable_auto_tracking
+from ._runtime._trio import TRIO_TASK_TYPE, LifecycleInstrument, enable_auto_tracking
 
 __all__ = ["TRIO_TASK_TYPE", "LifecycleInstrument", "instrument"]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from celery import Celery, Task  # type: ignore[import-untyped]  # celery ships no types
 
-from async_hooks import AsyncLocalStorage
+from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.integrations.celery import ContextTask
 from async_hooks.integrations.request_id import request_id
-from async_hooks.propagation import JSON, Crossing
+from async_hooks.propagation import JSON
 
 app = Celery("async_hooks_celery_tests")
 

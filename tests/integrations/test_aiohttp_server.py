@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from async_hooks.integrations.aiohttp_server import REQUEST_ID_KEY, setup_request_context
+from async_hooks.integrations.aiohttp import REQUEST_ID_KEY, setup_request_context
 from async_hooks.integrations.request_id import request_id
 from tests.conftest import RunAsync
 

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from async_hooks.errors import InvalidArgValueError
 from async_hooks.integrations.asgi import Receive, RequestContextMiddleware, Scope, Send
-from async_hooks.integrations.log_filter import StoreFilter
+from async_hooks.integrations.logging import StoreFilter
 from async_hooks.integrations.request_id import request_id
 from tests.conftest import RunAsync
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from celery import Task  # type: ignore[import-untyped]  # celery ships no types
 
-from async_hooks import AsyncLocalStorage
+from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.errors import StoreSerializationError
 from async_hooks.integrations.celery import (
     REQUEST_ID_HEADER,
@@ -24,7 +24,7 @@ from async_hooks.integrations.celery import (
     context_headers,
 )
 from async_hooks.integrations.request_id import request_id
-from async_hooks.propagation import JSON, Crossing
+from async_hooks.propagation import JSON
 
 from . import _celery_app as tasks
 from ._processes import start_celery_worker, start_redis, stop, wait_until

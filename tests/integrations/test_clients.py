@@ -15,7 +15,7 @@ import httpx
 import pytest
 import requests
 
-from async_hooks import AsyncLocalStorage
+from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.errors import (
     InvalidArgTypeError,
     InvalidArgValueError,
@@ -23,17 +23,17 @@ from async_hooks.errors import (
     StoreSerializationError,
     StoreSerializationWarning,
 )
-from async_hooks.integrations.aiohttp_client import context_trace_config
+from async_hooks.integrations.aiohttp import context_trace_config
 from async_hooks.integrations.baggage import decode_baggage
-from async_hooks.integrations.httpx_client import (
+from async_hooks.integrations.httpx import (
     add_context_headers,
     add_context_headers_async,
     instrument_httpx,
 )
 from async_hooks.integrations.outgoing import add_outgoing_headers, outgoing_headers
 from async_hooks.integrations.request_id import request_id
-from async_hooks.integrations.requests_client import ContextAdapter, instrument_requests
-from async_hooks.propagation import JSON, Crossing
+from async_hooks.integrations.requests import ContextAdapter, instrument_requests
+from async_hooks.propagation import JSON
 
 from ._echo_server import echo_server
 

@@ -22,16 +22,15 @@ import pytest
 import requests
 from aiohttp import web
 
-from async_hooks import AsyncLocalStorage
-from async_hooks.integrations.aiohttp_client import context_trace_config
-from async_hooks.integrations.aiohttp_server import setup_request_context
+from async_hooks import AsyncLocalStorage, Crossing
+from async_hooks.integrations.aiohttp import context_trace_config, setup_request_context
 from async_hooks.integrations.asgi import RequestContextMiddleware
 from async_hooks.integrations.baggage import encode_baggage
-from async_hooks.integrations.httpx_client import instrument_httpx
+from async_hooks.integrations.httpx import instrument_httpx
 from async_hooks.integrations.request_id import request_id
-from async_hooks.integrations.requests_client import instrument_requests
+from async_hooks.integrations.requests import instrument_requests
 from async_hooks.integrations.wsgi import RequestContextMiddleware as WSGIRequestContextMiddleware
-from async_hooks.propagation import JSON, Crossing
+from async_hooks.propagation import JSON
 
 from .servers import aiohttp_server, uvicorn_server, waitress_server
 

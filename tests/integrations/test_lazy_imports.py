@@ -12,9 +12,9 @@ MODULES = [
     "async_hooks.integrations",
     "async_hooks.integrations.request_id",
     "async_hooks.integrations.baggage",
-    "async_hooks.integrations.log_filter",
-    "async_hooks.integrations.structlog_processor",
-    "async_hooks.integrations.loguru_patcher",
+    "async_hooks.integrations.logging",
+    "async_hooks.integrations.structlog",
+    "async_hooks.integrations.loguru",
     "async_hooks.integrations.asgi",
     "async_hooks.integrations.wsgi",
 ]

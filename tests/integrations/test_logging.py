@@ -17,10 +17,10 @@ from pythonjsonlogger.json import JsonFormatter
 
 from async_hooks import AsyncLocalStorage
 from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError
-from async_hooks.integrations.log_filter import StoreFilter
-from async_hooks.integrations.loguru_patcher import StorePatcher
+from async_hooks.integrations.logging import StoreFilter
+from async_hooks.integrations.loguru import StorePatcher
 from async_hooks.integrations.request_id import request_id
-from async_hooks.integrations.structlog_processor import StoreProcessor
+from async_hooks.integrations.structlog import StoreProcessor
 from tests.conftest import RunAsync
 
 tenant: AsyncLocalStorage[dict[str, Any]] = AsyncLocalStorage(name="tenant")

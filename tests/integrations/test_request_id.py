@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from async_hooks import Crossing
 from async_hooks.integrations.request_id import (
     DEFAULT_HEADER,
     is_valid_request_id,
     new_request_id,
     request_id,
 )
-from async_hooks.propagation import Crossing
 
 
 def test_new_ids_are_random_uuid4_in_hex() -> None:

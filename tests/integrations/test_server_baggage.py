@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from async_hooks import AsyncLocalStorage
-from async_hooks.integrations.aiohttp_server import setup_request_context
+from async_hooks import AsyncLocalStorage, Crossing
+from async_hooks.integrations.aiohttp import setup_request_context
 from async_hooks.integrations.asgi import RequestContextMiddleware as AsgiMiddleware
 from async_hooks.integrations.baggage import encode_baggage
 from async_hooks.integrations.request_id import request_id
 from async_hooks.integrations.wsgi import RequestContextMiddleware as WsgiMiddleware
-from async_hooks.propagation import JSON, Crossing
+from async_hooks.propagation import JSON
 
 from .servers import aiohttp_server, uvicorn_server, waitress_server
 

@@ -17,8 +17,8 @@ from pyee import EventEmitter
 
 from async_hooks import AsyncLocalStorage, AsyncResource, create_hook, execution_async_id
 from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError, ResourceDestroyedError
-from async_hooks.propagation.emitters_blinker import RECEIVER_RESOURCE_TYPE, connect_in_context
-from async_hooks.propagation.emitters_pyee import (
+from async_hooks.integrations.blinker import RECEIVER_RESOURCE_TYPE, connect_in_context
+from async_hooks.integrations.pyee import (
     AsyncIOEventEmitterAsyncResource,
     EventEmitterAsyncResource,
 )
@@ -367,9 +367,9 @@ def test_blinker_bad_arguments_are_rejected() -> None:
 @pytest.mark.parametrize(
     ("module", "library", "extra"),
     [
-        ("async_hooks.propagation.emitters_pyee", "pyee", "async-hooks[pyee]"),
-        ("async_hooks.propagation.emitters_blinker", "blinker", "async-hooks[blinker]"),
-        ("async_hooks.propagation.greenlets", "gevent", "async-hooks[gevent]"),
+        ("async_hooks.integrations.pyee", "pyee", "async-hooks[pyee]"),
+        ("async_hooks.integrations.blinker", "blinker", "async-hooks[blinker]"),
+        ("async_hooks.integrations.gevent", "gevent", "async-hooks[gevent]"),
     ],
 )
 def test_a_missing_library_names_the_extra_to_install(

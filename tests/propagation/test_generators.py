@@ -11,7 +11,7 @@ import pytest
 
 from async_hooks import AsyncLocalStorage, AsyncResource, execution_async_id
 from async_hooks.errors import InvalidArgTypeError
-from async_hooks.propagation.generators import (
+from async_hooks.propagation._generators import (
     BoundAsyncGenerator,
     BoundGenerator,
     bind_generator,

@@ -19,7 +19,7 @@ from greenlet import greenlet  # type: ignore[import-untyped]
 
 from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.errors import InvalidArgTypeError
-from async_hooks.propagation.greenlets import (
+from async_hooks.integrations.gevent import (
     ContextGreenlet,
     greenlet_in_context,
     spawn,
@@ -153,7 +153,7 @@ _PATCHED_PROGRAM = textwrap.dedent(
     from gevent.server import StreamServer
 
     from async_hooks import AsyncLocalStorage
-    from async_hooks.propagation.greenlets import spawn
+    from async_hooks.integrations.gevent import spawn
 
     request = AsyncLocalStorage(name="request")
 

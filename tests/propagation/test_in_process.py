@@ -17,11 +17,11 @@ from typing import Any, ParamSpec, TypeVar
 
 import pytest
 
+from async_hooks import Crossing
 from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError
 from async_hooks.propagation import (
     ContextExecutor,
     ContextThread,
-    Crossing,
     bind_callback,
     run_in_executor,
     start_thread,

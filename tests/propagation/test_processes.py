@@ -16,16 +16,9 @@ from typing import Any
 
 import pytest
 
-from async_hooks import AsyncLocalStorage
+from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.errors import InvalidArgTypeError, StoreSerializationError
-from async_hooks.propagation import (
-    JSON,
-    ContextExecutor,
-    Crossing,
-    ProcessJob,
-    carry_stores,
-    start_process,
-)
+from async_hooks.propagation import JSON, ContextExecutor, ProcessJob, carry_stores, start_process
 
 from ._jobs import Seen, enter_all, local, report, seen, seen_then_pollute, shared
 

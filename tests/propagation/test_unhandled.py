@@ -14,7 +14,7 @@ import uvloop
 
 from async_hooks import AsyncLocalStorage
 from async_hooks.errors import InvalidArgTypeError
-from async_hooks.propagation.unhandled import (
+from async_hooks.propagation._unhandled import (
     failure_context,
     in_failure_context,
     install_exception_context,

@@ -17,7 +17,7 @@ from async_hooks import (
     execution_async_resource,
     trigger_async_id,
 )
-from async_hooks import hooks as hooks_module
+from async_hooks import _hooks as hooks_module
 
 from .conftest import Recorder, RunAsync, check_invariants
 

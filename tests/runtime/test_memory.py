@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 
 from async_hooks import create_hook
-from async_hooks.runtime import registry
+from async_hooks._runtime import _live
 
 from .conftest import RunAsync
 
@@ -39,7 +39,7 @@ def test_short_lived_tasks_leave_no_growth(run_async: RunAsync, rounds: int) -> 
             tracemalloc.stop()
     finally:
         hook.disable()
-    assert not registry.live
+    assert not _live.live_resources
     # 3,000 tasks, with their futures and handles: keeping even one small
     # object per task would pass 150 kB; what is left is interpreter noise.
     assert end - start < 96 * 1024, end - start

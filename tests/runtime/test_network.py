@@ -6,13 +6,13 @@ import asyncio
 import gc
 from typing import Any
 
+from async_hooks import _hooks as hooks_module
 from async_hooks import (
     execution_async_id,
     execution_async_resource,
     get_active_resources_info,
     trigger_async_id,
 )
-from async_hooks import hooks as hooks_module
 
 from .conftest import Recorder, RunAsync, check_invariants
 

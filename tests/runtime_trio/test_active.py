@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from async_hooks import AsyncLocalStorage, get_active_resources, get_active_resources_info
-from async_hooks.runtime.registry import live
+from async_hooks._runtime._live import live_resources
 from async_hooks.trio import TRIO_TASK_TYPE
 
 from .conftest import TrioEvents
@@ -43,7 +43,7 @@ def test_a_sleeping_trio_task_is_listed_with_its_ids_site_and_stores(
 
     trio.run(main)
     assert seen
-    assert not [record for record in live.values() if record.type == TRIO_TASK_TYPE]
+    assert not [record for record in live_resources.values() if record.type == TRIO_TASK_TYPE]
 
 
 def test_trio_tasks_are_no_longer_listed_once_the_last_hook_is_disabled() -> None:
@@ -60,7 +60,7 @@ def test_trio_tasks_are_no_longer_listed_once_the_last_hook_is_disabled() -> Non
             hook.disable()
             await trio.sleep(0)  # the instrument sees no hook and lets go
             listed.append(
-                len([record for record in live.values() if record.type == TRIO_TASK_TYPE])
+                len([record for record in live_resources.values() if record.type == TRIO_TASK_TYPE])
             )
             nursery.cancel_scope.cancel()
 

@@ -16,10 +16,9 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import cast
 
-from .._store_policy import registry
+from .._policy import Crossing, import_stores, live_stores
 from .._validation import require_callable
 from ..errors import InvalidArgValueError, InvalidBaggageError
-from ..propagation import Crossing, import_stores
 from .baggage import decode_baggage
 from .request_id import (
     DEFAULT_HEADER,
@@ -136,7 +135,7 @@ def incoming_stores(baggage: str) -> tuple[dict[str, str], object]:
     carrier: dict[str, str] = {}
     id_from_baggage: object = None
     for name, text in members.items():
-        store = registry.declared(name)
+        store = live_stores.declared(name)
         if store is None or Crossing.REMOTE not in store.crosses:
             continue
         serializer = store.serializer

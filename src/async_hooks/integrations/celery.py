@@ -36,8 +36,8 @@ from typing import Any
 import celery  # type: ignore[import-untyped]  # celery ships no types
 from celery import Task
 
+from .._policy import Crossing, capture_context, export_stores, import_stores
 from ..errors import StoreSerializationWarning
-from ..propagation import Crossing, capture_context, export_stores, import_stores
 from .request_id import is_valid_request_id, request_id
 
 __all__ = ["REQUEST_ID_HEADER", "STORES_HEADER", "ContextTask", "context_headers"]

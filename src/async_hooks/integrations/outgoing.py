@@ -17,8 +17,8 @@ from __future__ import annotations
 import functools
 from collections.abc import MutableMapping
 
+from .._policy import Crossing, export_stores
 from ..errors import InvalidBaggageError
-from ..propagation import Crossing, export_stores
 from .baggage import BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, encode_baggage
 from .request_id import DEFAULT_HEADER, check_header_name, request_id
 

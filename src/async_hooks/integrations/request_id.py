@@ -12,10 +12,10 @@ import os
 import re
 from collections.abc import Iterator
 
+from .._policy import JSON, Crossing
+from .._storage import AsyncLocalStorage
 from .._validation import describe
 from ..errors import InvalidArgTypeError, InvalidArgValueError
-from ..propagation import JSON, Crossing
-from ..storage import AsyncLocalStorage
 
 __all__ = [
     "DEFAULT_HEADER",

@@ -4,14 +4,20 @@ See docs/propagation.md for the table of boundaries, what bare
 ``contextvars`` does at each, and the helper that closes it.
 """
 
-from .._store_policy import Crossing, Serializer
-from .executors import ContextExecutor, bind_callback, run_in_executor, to_thread
-from .generators import BoundAsyncGenerator, BoundGenerator, bind_generator, bound_generator
-from .install import install, installed, uninstall
-from .policy import JSON, JsonSerializer, capture_context, export_stores, import_stores
-from .processes import ProcessJob, carry_stores, start_process
-from .threads import ContextThread, start_thread
-from .unhandled import (
+from .._policy import (
+    JSON,
+    JsonSerializer,
+    Serializer,
+    capture_context,
+    export_stores,
+    import_stores,
+)
+from ._executors import ContextExecutor, bind_callback, run_in_executor, to_thread
+from ._generators import BoundAsyncGenerator, BoundGenerator, bind_generator, bound_generator
+from ._install import install, installed, uninstall
+from ._processes import ProcessJob, carry_stores, start_process
+from ._threads import ContextThread, start_thread
+from ._unhandled import (
     ExceptionContextInstallation,
     failure_context,
     in_failure_context,

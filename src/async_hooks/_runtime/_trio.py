@@ -38,9 +38,9 @@ from typing import Any
 import trio
 from trio.lowlevel import Task
 
-from .. import hooks
-from ..execution import ExecutionFrame, current_frame
-from .registry import TrackedResource, finish, forget, live, track
+from .. import _hooks
+from .._execution import ExecutionFrame, current_frame
+from ._live import TrackedResource, finish, forget, live_resources, track
 
 __all__ = [
     "TRIO_TASK_TYPE",
@@ -76,7 +76,7 @@ class LifecycleInstrument(trio.abc.Instrument):
         if task.parent_nursery is None:
             # The init task: the first task of a run, so this names the run.
             _instrument_of_run[task] = self
-        if not hooks.registry.hooks:
+        if not _hooks.enabled.hooks:
             self._idle()
             return
         # trio calls this from inside start_soon, in the spawner's context:
@@ -91,7 +91,7 @@ class LifecycleInstrument(trio.abc.Instrument):
     def before_task_step(self, task: Task) -> None:
         frame = self._frames.get(task)
         if frame is None:
-            if not hooks.registry.hooks:
+            if not _hooks.enabled.hooks:
                 self._idle()
                 return
             frame = self._adopt(task)
@@ -99,8 +99,8 @@ class LifecycleInstrument(trio.abc.Instrument):
                 return
         self._stepping = task
         self._stepping_exited = False
-        if hooks.registry.before:
-            task.context.run(hooks.emit_before, frame.async_id)
+        if _hooks.enabled.before:
+            task.context.run(_hooks.emit_before, frame.async_id)
 
     def after_task_step(self, task: Task) -> None:
         if self._stepping is not task:
@@ -111,8 +111,8 @@ class LifecycleInstrument(trio.abc.Instrument):
         frame = self._frames.pop(task, None) if exited else self._frames.get(task)
         if frame is None:
             return
-        if hooks.registry.after:
-            task.context.run(hooks.emit_after, frame.async_id)
+        if _hooks.enabled.after:
+            task.context.run(_hooks.emit_after, frame.async_id)
         if exited:
             _finish(frame)
 
@@ -138,7 +138,7 @@ class LifecycleInstrument(trio.abc.Instrument):
         inherited = task.context.run(current_frame.get)
         if isinstance(inherited, TrackedResource) and inherited.resource is task:
             record = inherited
-            live.setdefault(record.async_id, record)
+            live_resources.setdefault(record.async_id, record)
         else:
             record = track(task.context, trigger_async_id=inherited.async_id)
             if not _set_frame(task, record):
@@ -218,8 +218,8 @@ def enable_auto_tracking() -> None:
         if _auto_tracking_enabled:
             return
         _auto_tracking_enabled = True
-    hooks.add_activation_listener(_on_activation)
-    if hooks.registry.hooks:
+    _hooks.add_activation_listener(_on_activation)
+    if _hooks.enabled.hooks:
         _on_activation(True)
 
 
@@ -234,7 +234,7 @@ def _on_activation(active: bool) -> None:
 
 def _with_instrument(kwargs: dict[str, Any]) -> dict[str, Any]:
     given: Sequence[trio.abc.Instrument] = kwargs.get("instruments", ())
-    if hooks.registry.hooks and not any(isinstance(i, LifecycleInstrument) for i in given):
+    if _hooks.enabled.hooks and not any(isinstance(i, LifecycleInstrument) for i in given):
         kwargs["instruments"] = (*given, LifecycleInstrument(leaves_when_idle=True))
     return kwargs
 

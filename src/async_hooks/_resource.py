@@ -16,7 +16,14 @@ from contextvars import Context, copy_context
 from types import CoroutineType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
-from . import hooks
+from . import _hooks
+from ._coroutines import (
+    ContextCoroutine,
+    bind_if_coroutine,
+    call_with,
+    is_foreign_coroutine_type,
+)
+from ._execution import ExecutionFrame, current_frame, new_async_id
 from ._validation import (
     describe,
     not_callable_error,
@@ -24,14 +31,7 @@ from ._validation import (
     validate_async_type,
     validate_trigger_async_id,
 )
-from .coroutines import (
-    ContextCoroutine,
-    bind_if_coroutine,
-    call_with,
-    is_foreign_coroutine_type,
-)
 from .errors import InvalidArgTypeError, ResourceDestroyedError
-from .execution import ExecutionFrame, current_frame, new_async_id
 
 __all__ = ["AsyncResource"]
 
@@ -51,7 +51,7 @@ def _collected(async_id: int) -> Callable[[weakref.ref[AsyncResource]], None]:
     def on_collect(_: weakref.ref[AsyncResource]) -> None:
         # Runs inside the collector or a dealloc: only queue, never dispatch.
         if _destroy_on_collect.pop(async_id, None) is not None:
-            hooks.queue_destroy(async_id)
+            _hooks.queue_destroy(async_id)
 
     return on_collect
 
@@ -122,8 +122,8 @@ class AsyncResource:
             trigger_async_id = current_frame.get().async_id
         else:
             validate_trigger_async_id(trigger_async_id)
-        if hooks.pending_destroys:
-            hooks.flush_pending_destroys()
+        if _hooks.pending_destroys:
+            _hooks.flush_pending_destroys()
 
         async_id = new_async_id()
         self._async_id = async_id
@@ -134,9 +134,9 @@ class AsyncResource:
         context.run(current_frame.set, ExecutionFrame(async_id, trigger_async_id, self))
         self._context: Context = context
 
-        if hooks.registry.init:
-            hooks.emit_init(async_id, type, trigger_async_id, self)
-        if hooks.registry.destroy and not require_manual_destroy:
+        if _hooks.enabled.init:
+            _hooks.emit_init(async_id, type, trigger_async_id, self)
+        if _hooks.enabled.destroy and not require_manual_destroy:
             _destroy_on_collect[async_id] = weakref.ref(self, _collected(async_id))
 
     def async_id(self) -> int:
@@ -169,7 +169,7 @@ class AsyncResource:
         """
         context = self._context.copy()
         try:
-            if hooks.registry.scope_events:
+            if _hooks.enabled.scope_events:
                 return context.run(self._run_between_events, context, fn, args, kwargs)
             result = context.run(call_with, fn, args, kwargs) if args or kwargs else context.run(fn)
         except TypeError:
@@ -186,11 +186,11 @@ class AsyncResource:
         kwargs: dict[str, Any],
     ) -> Any:
         async_id = self._async_id
-        hooks.emit_before(async_id)
+        _hooks.emit_before(async_id)
         try:
             result = fn(*args, **kwargs)
         finally:
-            hooks.emit_after(async_id)
+            _hooks.emit_after(async_id)
         return bind_if_coroutine(result, context, async_id, self)
 
     def _bind(self, fn: Callable[P, R], /) -> Callable[P, R]:
@@ -201,11 +201,11 @@ class AsyncResource:
         resource = self
         copy_base_context = self._context.copy
         async_id = self._async_id
-        registry = hooks.registry
+        enabled = _hooks.enabled
 
         def bound(*args: Any, **kwargs: Any) -> Any:
             context = copy_base_context()
-            if registry.scope_events:
+            if enabled.scope_events:
                 return context.run(resource._run_between_events, context, target, args, kwargs)
             result = (
                 context.run(call_with, target, args, kwargs)
@@ -229,8 +229,8 @@ class AsyncResource:
             )
         self._destroyed = True
         _destroy_on_collect.pop(self._async_id, None)
-        if hooks.registry.destroy:
-            hooks.emit_destroy(self._async_id)
+        if _hooks.enabled.destroy:
+            _hooks.emit_destroy(self._async_id)
         return self
 
     def __repr__(self) -> str:

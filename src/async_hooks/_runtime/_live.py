@@ -1,13 +1,13 @@
 """The live runtime resources: one record per tracked resource until its destroy.
 
-A record is the resource's :class:`~async_hooks.execution.ExecutionFrame`
+A record is the resource's :class:`~async_hooks._execution.ExecutionFrame`
 itself (ids and resource), extended with what tools ask about it: its type,
 when and where it was created, and the context it runs in. Being the frame,
 it is what ``execution_async_id()`` reads inside the resource's callbacks,
 so tracking a resource costs one object, not two.
 
 Destroy is delivered exactly once: whoever removes the record from
-:data:`live` first (the end of its last callback, a cancel, or the garbage
+:data:`live_resources` first (the end of its last callback, a cancel, or the garbage
 collection of the resource) emits it; everyone else finds it gone.
 """
 
@@ -21,15 +21,15 @@ from contextvars import Context
 from types import CodeType, FrameType
 from typing import Any, TypeVar
 
-from .. import hooks
-from ..execution import ExecutionFrame, current_frame, new_async_id
+from .. import _hooks
+from .._execution import ExecutionFrame, current_frame, new_async_id
 
-__all__ = ["CreationSite", "TrackedResource", "finish", "live", "run_as", "track"]
+__all__ = ["CreationSite", "TrackedResource", "finish", "live_resources", "run_as", "track"]
 
 T = TypeVar("T")
 
 #: Every tracked resource not yet destroyed, by async id.
-live: dict[int, TrackedResource] = {}
+live_resources: dict[int, TrackedResource] = {}
 
 # Frames of these directories are the machinery, not the code that asked for a
 # resource: the creation site is the first frame outside them.
@@ -113,8 +113,8 @@ class _ResourceRef(weakref.ref[object]):
 
 def _collected(ref: _ResourceRef) -> None:
     # Runs in the collector or a dealloc: only queue, never dispatch here.
-    if live.pop(ref.async_id, None) is not None and hooks.registry.destroy:
-        hooks.queue_destroy(ref.async_id)
+    if live_resources.pop(ref.async_id, None) is not None and _hooks.enabled.destroy:
+        _hooks.queue_destroy(ref.async_id)
 
 
 def _no_resource() -> None:
@@ -164,8 +164,8 @@ class TrackedResource(ExecutionFrame):
             ref.async_id = self.async_id
             self._resource = ref
         self.initialized = True
-        if emit and hooks.registry.init:
-            hooks.emit_init(self.async_id, self.type, self.trigger_async_id, resource)
+        if emit and _hooks.enabled.init:
+            _hooks.emit_init(self.async_id, self.type, self.trigger_async_id, resource)
 
     @property
     def age(self) -> float:
@@ -184,10 +184,10 @@ def track(context: Context | None = None, trigger_async_id: int | None = None) -
 
     The trigger is the current execution unless ``trigger_async_id`` is given.
     """
-    if hooks.pending_destroys:
-        hooks.flush_pending_destroys()
+    if _hooks.pending_destroys:
+        _hooks.flush_pending_destroys()
     record = TrackedResource(context, trigger_async_id)
-    live[record.async_id] = record
+    live_resources[record.async_id] = record
     return record
 
 
@@ -197,25 +197,25 @@ def finish(record: TrackedResource) -> None:
     # of the context here breaks that cycle, so a finished task is freed by
     # reference counting rather than left for the cyclic collector.
     record.context = None
-    if live.pop(record.async_id, None) is not None and hooks.registry.destroy:
-        hooks.emit_destroy(record.async_id)
+    if live_resources.pop(record.async_id, None) is not None and _hooks.enabled.destroy:
+        _hooks.emit_destroy(record.async_id)
 
 
 def run_as(record: TrackedResource, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run ``fn`` as the resource's code: its frame current, between ``before`` and ``after``."""
     token = current_frame.set(record)
     try:
-        if hooks.registry.before:
-            hooks.emit_before(record.async_id)
+        if _hooks.enabled.before:
+            _hooks.emit_before(record.async_id)
         try:
             return fn(*args, **kwargs)
         finally:
-            if hooks.registry.after:
-                hooks.emit_after(record.async_id)
+            if _hooks.enabled.after:
+                _hooks.emit_after(record.async_id)
     finally:
         current_frame.reset(token)
 
 
 def forget(record: TrackedResource) -> None:
     """The resource was never created after all (its constructor raised): no events."""
-    live.pop(record.async_id, None)
+    live_resources.pop(record.async_id, None)

@@ -33,11 +33,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .._patching import Patches
-from .._store_policy import Crossing
-from .executors import bind_callback, to_thread
-from .policy import capture_context
-from .processes import ProcessJob, carry_stores
-from .threads import ContextThread, start_in
+from .._policy import Crossing, capture_context
+from ._executors import bind_callback, to_thread
+from ._processes import ProcessJob, carry_stores
+from ._threads import ContextThread, start_in
 
 __all__ = ["install", "installed", "uninstall"]
 

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._resource import AsyncResource
 from .._validation import describe
 from ..errors import InvalidArgTypeError
-from ..resource import AsyncResource
 
 try:
     from pyee import EventEmitter
     from pyee.asyncio import AsyncIOEventEmitter
 except ImportError as error:  # pragma: no cover - exercised in a test with pyee hidden
     raise ImportError(
-        "async_hooks.propagation.emitters_pyee needs pyee: pip install 'async-hooks[pyee]'"
+        "async_hooks.integrations.pyee needs pyee: pip install 'async-hooks[pyee]'"
     ) from error
 
 __all__ = [

@@ -4,7 +4,7 @@ Two sources are merged:
 
 * the resources runtime tracking follows while a hook is enabled (ids,
   trigger id, age, creation site, context), from
-  :data:`async_hooks.runtime.registry.live`;
+  :data:`async_hooks._runtime._live.live_resources`;
 * what can be seen without any hook: the running loop's pending tasks, the
   stdlib loop's scheduled handles and timers, and live non-daemon threads.
   These have no ids (``async_id`` is None) since nobody tracked their birth.
@@ -22,9 +22,9 @@ from contextvars import Context
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._store_policy import registry as store_registry
-from ..runtime.registry import CreationSite, TrackedResource, live
-from ..storage import AsyncLocalStorage
+from ._policy import live_stores
+from ._runtime._live import CreationSite, TrackedResource, live_resources
+from ._storage import AsyncLocalStorage
 
 __all__ = ["ActiveResource", "get_active_resources", "get_active_resources_info"]
 
@@ -64,7 +64,7 @@ def get_active_resources() -> list[ActiveResource]:
     """Every live resource that can be seen, tracked ones first (oldest first)."""
     found: list[ActiveResource] = []
     seen: set[int] = set()
-    for record in sorted(live.copy().values(), key=lambda r: r.async_id):
+    for record in sorted(live_resources.copy().values(), key=lambda r: r.async_id):
         resource = record.resource
         if resource is None or _finished(resource):
             continue
@@ -148,7 +148,7 @@ def _stores_of(context: Context | None) -> dict[AsyncLocalStorage[Any], object]:
     if context is None:
         return {}
     stores: dict[AsyncLocalStorage[Any], object] = {}
-    for storage in store_registry.all_stores():
+    for storage in live_stores.all_stores():
         var = storage._var
         if var in context:
             stores[storage] = context[var]

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..storage import AsyncLocalStorage
-from ._log_fields import DEFAULT_MISSING, resolve_fields
+from .._storage import AsyncLocalStorage
+from ._fields import DEFAULT_MISSING, resolve_fields
 
 __all__ = ["StoreFilter"]
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._store_policy import Crossing
+from .._policy import Crossing, capture_context
 from .._validation import require_callable
-from .policy import capture_context
 
 try:
     # Neither library ships type information: both are Any to the checker.
@@ -32,7 +31,7 @@ try:
     from greenlet import greenlet  # type: ignore[import-untyped]
 except ImportError as error:  # pragma: no cover - exercised in a test with greenlet hidden
     raise ImportError(
-        "async_hooks.propagation.greenlets needs greenlet and gevent: "
+        "async_hooks.integrations.gevent needs greenlet and gevent: "
         "pip install 'async-hooks[gevent]'"
     ) from error
 

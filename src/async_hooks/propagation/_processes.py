@@ -19,10 +19,9 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
 
-from .._store_policy import Crossing
+from .._policy import Crossing, export_stores, import_stores
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError
-from .policy import export_stores, import_stores
 
 __all__ = ["ProcessJob", "carry_stores", "start_process"]
 

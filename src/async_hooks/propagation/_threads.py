@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import Context
 from typing import Any
 
-from .._store_policy import Crossing
+from .._policy import Crossing, capture_context
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError
-from .policy import capture_context
 
 __all__ = ["ContextThread", "run_thread_in", "start_thread"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 
-from .. import hooks
-from .asyncio_tracking import patch_asyncio, unpatch_asyncio
-from .network import patch_network, unpatch_network
-from .threads import patch_threads, unpatch_threads
+from .. import _hooks
+from ._asyncio import patch_asyncio, unpatch_asyncio
+from ._network import patch_network, unpatch_network
+from ._threads import patch_threads, unpatch_threads
 
 __all__ = ["is_tracking"]
 
@@ -38,7 +38,7 @@ def _track_trio_if_imported() -> None:
     # trio is an optional extra: only a program that imported it gets its
     # tracking (which then follows the hooks on its own); see docs/trio.md.
     if sys.modules.get("trio") is not None:
-        from .trio_tracking import enable_auto_tracking
+        from ._trio import enable_auto_tracking
 
         enable_auto_tracking()
 
@@ -48,4 +48,4 @@ def is_tracking() -> bool:
     return _tracking
 
 
-hooks.add_activation_listener(_on_activation)
+_hooks.add_activation_listener(_on_activation)

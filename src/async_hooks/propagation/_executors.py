@@ -17,11 +17,10 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextvars import Context
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from .._store_policy import Crossing
+from .._policy import Crossing, capture_context
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError, InvalidArgValueError
-from .policy import capture_context
-from .processes import carry_stores
+from ._processes import carry_stores
 
 __all__ = ["BoundCallback", "ContextExecutor", "bind_callback", "run_in_executor", "to_thread"]
 

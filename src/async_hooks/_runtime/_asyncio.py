@@ -35,11 +35,11 @@ from collections.abc import Callable, Coroutine
 from contextvars import Context, copy_context
 from typing import Any, TypeVar
 
-from .. import hooks
+from .. import _hooks
+from .._coroutines import CoroutineWrapper, is_coroutine
+from .._execution import current_frame
 from .._patching import Patches
-from ..coroutines import CoroutineWrapper, is_coroutine
-from ..execution import current_frame
-from .registry import TrackedResource, finish, forget, run_as, track
+from ._live import TrackedResource, finish, forget, run_as, track
 
 __all__ = [
     "ExecutorJob",
@@ -94,15 +94,15 @@ class TaskCoroutine(CoroutineWrapper[T]):
             record.attach(asyncio.current_task())
         token = current_frame.set(record) if self._sets_frame else None
         async_id = record.async_id
-        if hooks.registry.before:
-            hooks.emit_before(async_id)
+        if _hooks.enabled.before:
+            _hooks.emit_before(async_id)
         try:
             result = method(argument)
         except BaseException:
             # The coroutine ended (returned, raised or was cancelled): the
             # task takes this outcome as its result right after this step.
-            if hooks.registry.promise_resolve:
-                hooks.emit_promise_resolve(async_id)
+            if _hooks.enabled.promise_resolve:
+                _hooks.emit_promise_resolve(async_id)
             self._end_step(token)
             finish(record)
             raise
@@ -110,8 +110,8 @@ class TaskCoroutine(CoroutineWrapper[T]):
         return result
 
     def _end_step(self, token: Any) -> None:
-        if hooks.registry.after:
-            hooks.emit_after(self._record.async_id)
+        if _hooks.enabled.after:
+            _hooks.emit_after(self._record.async_id)
         if token is not None:
             current_frame.reset(token)
 
@@ -121,7 +121,7 @@ class TaskCoroutine(CoroutineWrapper[T]):
 
 def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable[..., Any]:
     def create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        if not hooks.registry.hooks or not is_coroutine(coro) or type(coro) is TaskCoroutine:
+        if not _hooks.enabled.hooks or not is_coroutine(coro) or type(coro) is TaskCoroutine:
             return original(self, coro, **kwargs)
         record = track()
         context: Context | None = kwargs.get("context")
@@ -186,14 +186,14 @@ class Future(asyncio.Future[T]):
         if record is None:
             return
         self._async_hooks_record = None
-        if hooks.registry.promise_resolve:
-            hooks.emit_promise_resolve(record.async_id)
+        if _hooks.enabled.promise_resolve:
+            _hooks.emit_promise_resolve(record.async_id)
         finish(record)
 
 
 def _tracked_create_future(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_future(self: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
-        if not hooks.registry.hooks:
+        if not _hooks.enabled.hooks:
             return original(self)  # type: ignore[no-any-return]
         record = track()
         future: Future[Any] = Future(loop=self)
@@ -256,8 +256,8 @@ def _schedule(
     threadsafe: bool = False,
 ) -> Any:
     if (
-        not hooks.registry.hooks
-        or callback is hooks.flush_pending_destroys
+        not _hooks.enabled.hooks
+        or callback is _hooks.flush_pending_destroys
         or type(callback) is TrackedCallback
         or _is_task_step(callback)
         or not callable(callback)
@@ -338,7 +338,7 @@ def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callab
     def cancel(self: asyncio.Handle) -> None:
         callback = self._callback  # type: ignore[attr-defined]
         original(self)
-        if type(callback) is TrackedCallback and hooks.registry.hooks:
+        if type(callback) is TrackedCallback and _hooks.enabled.hooks:
             finish(callback.record)
 
     return cancel
@@ -397,7 +397,7 @@ def _tracked_run_in_executor(original: Callable[..., Any]) -> Callable[..., Any]
         self: asyncio.AbstractEventLoop, executor: Any, func: Any, *args: Any
     ) -> Any:
         if (
-            not hooks.registry.hooks
+            not _hooks.enabled.hooks
             or not callable(func)
             or is_coroutine(func)
             or inspect.iscoroutinefunction(func)

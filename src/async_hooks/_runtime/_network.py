@@ -26,11 +26,11 @@ from collections.abc import Callable
 from contextvars import copy_context
 from typing import Any
 
-from .. import hooks
+from .. import _hooks
+from .._execution import ExecutionFrame, current_frame
 from .._patching import Patches
-from ..execution import ExecutionFrame, current_frame
-from .asyncio_tracking import loop_classes
-from .registry import TrackedResource, finish, forget, run_as, track
+from ._asyncio import loop_classes
+from ._live import TrackedResource, finish, forget, run_as, track
 
 __all__ = ["patch_network", "unpatch_network"]
 
@@ -90,7 +90,7 @@ class _ProtocolCallback:
 
     def __call__(self, *args: Any) -> Any:
         tracking = self.tracking
-        if self.name == "connection_made" and tracking.record is None and hooks.registry.hooks:
+        if self.name == "connection_made" and tracking.record is None and _hooks.enabled.hooks:
             tracking.connected(args[0])
         record = tracking.record
         if record is None:
@@ -125,7 +125,7 @@ class _WatchingFactory:
 
     def __call__(self) -> Any:
         protocol = self.factory()
-        if hooks.registry.hooks:
+        if _hooks.enabled.hooks:
             _watch(protocol, self.origin)
         return protocol
 
@@ -138,7 +138,7 @@ def _tracked_create_server(original: Callable[..., Any]) -> Callable[..., Any]:
         start_serving: bool = True,
         **kwargs: Any,
     ) -> Any:
-        if not hooks.registry.hooks or not callable(protocol_factory):
+        if not _hooks.enabled.hooks or not callable(protocol_factory):
             return await original(
                 self, protocol_factory, *args, start_serving=start_serving, **kwargs
             )
@@ -170,7 +170,7 @@ def _tracked_create_connection(original: Callable[..., Any]) -> Callable[..., An
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        if not hooks.registry.hooks or not callable(protocol_factory):
+        if not _hooks.enabled.hooks or not callable(protocol_factory):
             return await original(self, protocol_factory, *args, **kwargs)
         factory = _WatchingFactory(protocol_factory, current_frame.get())
         return await original(self, factory, *args, **kwargs)

@@ -26,10 +26,10 @@ from contextvars import Context, copy_context
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from .._coroutines import as_exception
+from .._execution import ExecutionFrame, current_frame
 from .._validation import describe, require_callable
-from ..coroutines import as_exception
 from ..errors import InvalidArgTypeError
-from ..execution import ExecutionFrame, current_frame
 
 __all__ = ["BoundAsyncGenerator", "BoundGenerator", "bind_generator", "bound_generator"]
 

@@ -19,8 +19,8 @@ from contextvars import Context
 from types import CoroutineType, TracebackType
 from typing import Any, TypeVar
 
-from . import hooks
-from .execution import ExecutionFrame, current_frame
+from . import _hooks
+from ._execution import ExecutionFrame, current_frame
 
 # Bound once: send() reads it on every step.
 _get_frame = current_frame.get
@@ -128,13 +128,13 @@ class ContextCoroutine(CoroutineWrapper[R]):
     def _scoped_step(self, method: Callable[[Any], Any], argument: Any) -> Any:
         async_id = self._async_id
         assert async_id is not None
-        if hooks.registry.before:
-            hooks.emit_before(async_id)
+        if _hooks.enabled.before:
+            _hooks.emit_before(async_id)
         try:
             return method(argument)
         finally:
-            if hooks.registry.after:
-                hooks.emit_after(async_id)
+            if _hooks.enabled.after:
+                _hooks.emit_after(async_id)
 
     def __repr__(self) -> str:
         return f"<ContextCoroutine {self._coro!r}>"

@@ -1,4 +1,6 @@
-"""Request context for aiohttp's web server.
+"""aiohttp: request context for its web server, and context headers on its client's requests.
+
+Server::
 
     app = web.Application()
     setup_request_context(app)
@@ -8,21 +10,32 @@ middleware after it) in the request's context, and a response-prepare
 signal that puts the id on every response, streamed ones included (their
 headers leave in ``prepare()``, inside the handler) and the error responses
 that aiohttp itself builds after the middlewares have returned.
+
+Client, built on aiohttp's client tracing: ``on_request_start`` runs in the
+caller's task, before the request is built, with the headers it will be
+built from (kept for every redirect of that call)::
+
+    aiohttp.ClientSession(trace_configs=[context_trace_config()])
+
+See :mod:`async_hooks.integrations.outgoing` for the headers themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._server_context import RequestContextOptions, request_context
 from .baggage import BAGGAGE_HEADER
-from .request_id import DEFAULT_HEADER, new_request_id
+from .outgoing import add_outgoing_headers
+from .request_id import DEFAULT_HEADER, check_header_name, new_request_id
 
-__all__ = ["REQUEST_ID_KEY", "setup_request_context"]
+__all__ = ["REQUEST_ID_KEY", "context_trace_config", "setup_request_context"]
 
 
 def _request_key(name: str) -> Any:
@@ -81,3 +94,22 @@ def setup_request_context(
     # application run inside the request's context.
     app.middlewares.insert(0, request_context_middleware)
     app.on_response_prepare.append(add_request_id_header)
+
+
+# -- the client --------------------------------------------------------------
+
+
+def context_trace_config(*, request_id_header: str = DEFAULT_HEADER) -> aiohttp.TraceConfig:
+    """A ``TraceConfig`` that adds the context headers to each request of a session."""
+    check_header_name(request_id_header)
+
+    async def add_context_headers(
+        session: aiohttp.ClientSession,
+        trace_context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        add_outgoing_headers(params.headers, request_id_header=request_id_header)
+
+    trace_config = aiohttp.TraceConfig()
+    trace_config.on_request_start.append(add_context_headers)
+    return trace_config

@@ -21,16 +21,16 @@ from collections.abc import Callable, Coroutine
 from contextvars import copy_context
 from typing import Any, Literal
 
+from .._coroutines import bind_if_coroutine
+from .._resource import AsyncResource
 from .._validation import describe, require_callable
-from ..coroutines import bind_if_coroutine
 from ..errors import InvalidArgTypeError, InvalidArgValueError
-from ..resource import AsyncResource
 
 try:
     from blinker import ANY, Signal
 except ImportError as error:  # pragma: no cover - exercised in a test with blinker hidden
     raise ImportError(
-        "async_hooks.propagation.emitters_blinker needs blinker: pip install 'async-hooks[blinker]'"
+        "async_hooks.integrations.blinker needs blinker: pip install 'async-hooks[blinker]'"
     ) from error
 
 __all__ = ["RECEIVER_RESOURCE_TYPE", "connect_in_context"]

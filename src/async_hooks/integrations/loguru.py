@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..storage import AsyncLocalStorage
-from ._log_fields import DEFAULT_MISSING, resolve_fields
+from .._storage import AsyncLocalStorage
+from ._fields import DEFAULT_MISSING, resolve_fields
 
 __all__ = ["StorePatcher"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .._storage import AsyncLocalStorage
 from .._validation import describe
 from ..errors import InvalidArgTypeError, InvalidArgValueError
-from ..storage import AsyncLocalStorage
 from .request_id import request_id
 
 # (field name, store) pairs. The store itself is kept, not its bound

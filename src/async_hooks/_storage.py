@@ -15,17 +15,17 @@ from contextvars import ContextVar, copy_context
 from types import CoroutineType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
-from ._store_policy import Crossing, OnSerializeError, Serializer, registry, validate_policy
-from ._validation import describe, not_callable_error, require_callable
-from .coroutines import (
+from ._coroutines import (
     ContextCoroutine,
     bind_if_coroutine,
     call_with,
     is_coroutine,
     is_foreign_coroutine_type,
 )
+from ._execution import current_frame
+from ._policy import Crossing, OnSerializeError, Serializer, live_stores, validate_policy
+from ._validation import describe, not_callable_error, require_callable
 from .errors import InvalidArgTypeError
-from .execution import current_frame
 
 __all__ = ["AsyncLocalStorage", "SnapshotRunner", "StoreScope", "isolated"]
 
@@ -66,7 +66,7 @@ class AsyncLocalStorage(Generic[T]):
         )
         self._var: ContextVar[T | None] = self._new_var()
         self.get_store = self._var.get
-        registry.register(self)
+        live_stores.register(self)
 
     def _new_var(self) -> ContextVar[T | None]:
         return ContextVar(f"AsyncLocalStorage({self._name!r})", default=self._default)
@@ -190,7 +190,7 @@ class AsyncLocalStorage(Generic[T]):
     @staticmethod
     def bind(fn: Callable[P, R]) -> Callable[P, R]:
         """``fn`` bound to the current execution context (a new AsyncResource)."""
-        from .resource import AsyncResource
+        from ._resource import AsyncResource
 
         return AsyncResource.bind(fn)
 

@@ -1,7 +1,7 @@
 """Lifecycle hooks: ``create_hook``, ``AsyncHook`` and the dispatch of events.
 
 Emitters (AsyncResource here, runtime tracking elsewhere) read the tuple of
-callbacks for an event from :data:`registry` and call ``emit_*`` only when it
+callbacks for an event from :data:`enabled` and call ``emit_*`` only when it
 is not empty, so an event nobody listens to costs one attribute read.
 
 Dispatch rules (DESIGN 3.8):
@@ -39,7 +39,7 @@ __all__ = [
     "AsyncHook",
     "HookCallbacks",
     "create_hook",
-    "registry",
+    "enabled",
 ]
 
 EVENTS = ("init", "before", "after", "destroy", "promise_resolve")
@@ -65,7 +65,7 @@ class HookCallbacks(Protocol):
     def promise_resolve(self, async_id: int) -> object: ...
 
 
-class _Registry:
+class _EnabledCallbacks:
     """The enabled callbacks of each event, in enable order.
 
     Each field is an immutable tuple replaced as a whole on change, so a
@@ -94,8 +94,8 @@ class _Registry:
         self.scope_events = bool(self.before or self.after)
 
 
-registry = _Registry()
-_registry_lock = threading.RLock()
+enabled = _EnabledCallbacks()
+_change_lock = threading.RLock()
 _activation_listeners: list[Callable[[bool], None]] = []
 
 
@@ -126,7 +126,7 @@ class AsyncHook:
 
     @property
     def enabled(self) -> bool:
-        return self in registry.hooks
+        return self in enabled.hooks
 
     def enable(self) -> Self:
         """Start delivering events to this hook. Idempotent; returns the hook."""
@@ -207,17 +207,17 @@ def _change(hook: AsyncHook, *, enable: bool) -> None:
     if _inside_dispatch():
         state = _dispatch_state
         if not state.deferred:
-            with _registry_lock:
+            with _change_lock:
                 _threads_with_deferred_changes += 1
         state.deferred.append((hook, enable))
         return
-    with _registry_lock:
-        was_active = bool(registry.hooks)
-        if enable and hook not in registry.hooks:
-            registry.rebuild((*registry.hooks, hook))
-        elif not enable and hook in registry.hooks:
-            registry.rebuild(tuple(h for h in registry.hooks if h is not hook))
-        now_active = bool(registry.hooks)
+    with _change_lock:
+        was_active = bool(enabled.hooks)
+        if enable and hook not in enabled.hooks:
+            enabled.rebuild((*enabled.hooks, hook))
+        elif not enable and hook in enabled.hooks:
+            enabled.rebuild(tuple(h for h in enabled.hooks if h is not hook))
+        now_active = bool(enabled.hooks)
     if was_active != now_active:
         for listener in tuple(_activation_listeners):
             listener(now_active)
@@ -283,39 +283,39 @@ def _apply_deferred_changes() -> None:
     if not state.deferred or _inside_dispatch():
         return
     deferred, state.deferred = state.deferred, []
-    with _registry_lock:
+    with _change_lock:
         _threads_with_deferred_changes -= 1
     for hook, enable in deferred:
         _change(hook, enable=enable)
 
 
-# The emitters. Callers on hot paths test ``registry.<event>`` first, so that
+# The emitters. Callers on hot paths test ``enabled.<event>`` first, so that
 # an event nobody listens to costs one attribute read and no call.
 
 
 def emit_init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
-    if registry.init:
-        _dispatch("init", registry.init, (async_id, type, trigger_async_id, resource))
+    if enabled.init:
+        _dispatch("init", enabled.init, (async_id, type, trigger_async_id, resource))
 
 
 def emit_before(async_id: int) -> None:
-    if registry.before:
-        _dispatch("before", registry.before, (async_id,))
+    if enabled.before:
+        _dispatch("before", enabled.before, (async_id,))
 
 
 def emit_after(async_id: int) -> None:
-    if registry.after:
-        _dispatch("after", registry.after, (async_id,))
+    if enabled.after:
+        _dispatch("after", enabled.after, (async_id,))
 
 
 def emit_destroy(async_id: int) -> None:
-    if registry.destroy:
-        _dispatch("destroy", registry.destroy, (async_id,))
+    if enabled.destroy:
+        _dispatch("destroy", enabled.destroy, (async_id,))
 
 
 def emit_promise_resolve(async_id: int) -> None:
-    if registry.promise_resolve:
-        _dispatch("promise_resolve", registry.promise_resolve, (async_id,))
+    if enabled.promise_resolve:
+        _dispatch("promise_resolve", enabled.promise_resolve, (async_id,))
 
 
 # -- destroy events caused by garbage collection --------------------------------

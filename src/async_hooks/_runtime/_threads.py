@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .. import hooks
+from .. import _hooks
 from .._patching import Patches
-from .registry import TrackedResource, finish, run_as, track
+from ._live import TrackedResource, finish, run_as, track
 
 __all__ = ["patch_threads", "unpatch_threads"]
 
@@ -45,7 +45,7 @@ class _TrackedRun:
 
 def _tracked_start(original: Callable[[threading.Thread], None]) -> Callable[..., None]:
     def start(self: threading.Thread) -> None:
-        if not hooks.registry.hooks or isinstance(vars(self).get("run"), _TrackedRun):
+        if not _hooks.enabled.hooks or isinstance(vars(self).get("run"), _TrackedRun):
             return original(self)  # stranded (see async_hooks/_patching.py), or started twice
         record = track()
         record.attach(self)
