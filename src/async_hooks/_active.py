@@ -22,7 +22,7 @@ from contextvars import Context
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._policy import live_stores
+from ._policy import stores_in
 from ._runtime._live import CreationSite, TrackedResource, live_resources
 from ._storage import AsyncLocalStorage
 
@@ -147,12 +147,7 @@ def _task_context(task: asyncio.Task[Any]) -> Context | None:
 def _stores_of(context: Context | None) -> dict[AsyncLocalStorage[Any], object]:
     if context is None:
         return {}
-    stores: dict[AsyncLocalStorage[Any], object] = {}
-    for storage in live_stores.all_stores():
-        var = storage._var
-        if var in context:
-            stores[storage] = context[var]
-    return stores
+    return stores_in(context)
 
 
 def _untracked() -> Iterator[tuple[object, Context | None]]:

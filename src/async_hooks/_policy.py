@@ -283,6 +283,13 @@ def capture_context(crossing: Crossing) -> Context:
     return context
 
 
+def stores_in(context: Context) -> dict[AsyncLocalStorage[Any], object]:
+    """The value of every live store that has an entry in ``context``."""
+    return {
+        store: context[store._var] for store in live_stores.all_stores() if store._var in context
+    }
+
+
 def _reset_to_default(stores: Sequence[AsyncLocalStorage[Any]]) -> None:
     for store in stores:
         # Looked up now, not at registration: disable() replaces the variable.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
-from contextvars import ContextVar, copy_context
+from contextvars import ContextVar, Token, copy_context
 from types import CoroutineType
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
@@ -230,6 +230,21 @@ class AsyncLocalStorage(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<AsyncLocalStorage name={self._name!r} store={self.get_store()!r}>"
+
+
+# -- the seam for hot paths of other modules -----------------------------------
+# A store's ContextVar is this module's. Code that cannot afford a context
+# manager per call (a server middleware, once per request) sets and resets it
+# through these two functions, and never keeps the variable: disable() gives
+# the store a new one.
+
+
+def _set(store: AsyncLocalStorage[T], value: T | None) -> Token[T | None]:
+    return store._var.set(value)
+
+
+def _reset(store: AsyncLocalStorage[T], token: Token[T | None]) -> None:
+    store._var.reset(token)
 
 
 class StoreScope(Generic[T]):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .. import _storage
 from ._server_context import RequestContextOptions, choose_request_id, request_context
 from .request_id import DEFAULT_HEADER, new_request_id, request_id
 
@@ -96,15 +97,13 @@ class RequestContextMiddleware:
         # Most requests carry no baggage: then the request context is one
         # variable set and reset, done here without request_context's
         # context-manager objects, which would cost as much again as the rest
-        # of the middleware. The variable is read per request, never cached:
-        # disable() gives the store a new one.
+        # of the middleware.
         chosen_id = choose_request_id(incoming_id, self._options)
-        variable = request_id._var
-        token = variable.set(chosen_id)
+        token = _storage._set(request_id, chosen_id)
         try:
             await self._app(scope, receive, self._sender(send, chosen_id))
         finally:
-            variable.reset(token)
+            _storage._reset(request_id, token)
 
     def _sender(self, send: Send, chosen_id: str) -> Send:
         header_key = self._header_key
