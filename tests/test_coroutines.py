@@ -1,4 +1,4 @@
-"""The coroutine rule (DESIGN 3.1/3.2): a coroutine returned through run, exit, a resource
+"""The coroutine rule: a coroutine returned through run, exit, a resource
 scope, a bound function or a snapshot runner runs every step in that context."""
 
 from __future__ import annotations

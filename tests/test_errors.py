@@ -1,4 +1,4 @@
-"""Every error async_hooks raises is the Python class DESIGN names and carries Node's code."""
+"""Every error async_hooks raises is the class docs/errors.md names, carrying Node's code."""
 
 from __future__ import annotations
 

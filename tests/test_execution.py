@@ -1,4 +1,4 @@
-"""Execution ids (DESIGN 3.6): top level, resource scopes, threads, and freshness."""
+"""Execution ids: top level, resource scopes, threads, and freshness."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from async_hooks import (
     execution_async_resource,
     trigger_async_id,
 )
-from async_hooks._execution import TOP_LEVEL_RESOURCE, new_async_id
+from async_hooks.lowlevel import TopLevelResource, new_async_id
+
+# Read at import, at top level: the one object the top level reports.
+TOP_LEVEL_RESOURCE = execution_async_resource()
 
 
 def test_top_level_ids_are_node_s() -> None:
@@ -28,6 +31,7 @@ def test_top_level_resource_is_one_fixed_object_that_accepts_attributes() -> Non
     first = execution_async_resource()
     assert first is execution_async_resource()
     assert first is TOP_LEVEL_RESOURCE
+    assert isinstance(first, TopLevelResource)
     # Tools keep their own data on it, as Node's docs do with executionAsyncResource()[sym].
     first.request_count = 3  # type: ignore[attr-defined]
     try:
@@ -143,7 +147,7 @@ def test_an_empty_context_is_at_top_level() -> None:
 def test_a_snapshot_carries_stores_but_the_caller_s_ids() -> None:
     # As in Node, a snapshot restores stores only: executionAsyncId() inside
     # a snapshot call is the caller's, where a bound function reports its own
-    # resource's (DESIGN 3.6).
+    # resource's.
     als: AsyncLocalStorage[str] = AsyncLocalStorage()
     taken_in = als.run("captured", AsyncResource, "TakenIn")
     runner = taken_in.run_in_async_scope(AsyncLocalStorage.snapshot)

@@ -1,4 +1,4 @@
-"""Hooks (DESIGN 2, 3.8): create_hook forms and validation, enable/disable, dispatch rules."""
+"""Hooks: create_hook forms and validation, enable/disable, dispatch rules."""
 
 from __future__ import annotations
 

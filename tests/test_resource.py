@@ -1,4 +1,4 @@
-"""AsyncResource (DESIGN 2, 3.5, 3.6, 3.8): validation, ids, scopes, bind, destroy."""
+"""AsyncResource: validation, ids, scopes, bind, destroy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AsyncLocalStorage (DESIGN 2, 3.1-3.5): synchronous rules and the asyncio ones."""
+"""AsyncLocalStorage: synchronous rules and the asyncio ones."""
 
 from __future__ import annotations
 
@@ -649,7 +649,7 @@ def test_enter_with_inside_a_callback_lasts_for_that_callback(run_async: RunAsyn
 
 
 def test_enter_with_in_an_awaited_coroutine_reaches_the_caller(run_async: RunAsync) -> None:
-    # DESIGN 3.3: Python shares one context between a coroutine and its awaiter.
+    # Python shares one context between a coroutine and its awaiter.
     als: AsyncLocalStorage[str] = AsyncLocalStorage()
 
     async def callee() -> None:

@@ -26,8 +26,6 @@ from ._policy import stores_in
 from ._runtime._live import CreationSite, TrackedResource, live_resources
 from ._storage import AsyncLocalStorage
 
-__all__ = ["ActiveResource", "get_active_resources", "get_active_resources_info"]
-
 # Tracked, but not something that keeps a program busy: Node leaves promises
 # out of getActiveResourcesInfo() too.
 _PASSIVE_TYPES = frozenset({"Future"})
@@ -92,7 +90,7 @@ def get_active_resources() -> list[ActiveResource]:
 
 
 def get_active_resources_info() -> list[str]:
-    """The type names of what keeps the program busy (DESIGN 3.9), as Node returns them.
+    """The type names of what keeps the program busy, as Node returns them.
 
     Pending tasks, scheduled handles and timers, pending executor jobs, open
     servers and transports, live non-daemon threads. With a hook enabled,

@@ -2,7 +2,7 @@
 
 A coroutine object does not run when it is created, so a function that
 returns one has not done its work by the time ``run``/``bind``/... restore
-the caller's context. ``ContextCoroutine`` closes that gap (DESIGN 3.1/3.2):
+the caller's context. ``ContextCoroutine`` closes that gap (docs/semantics.md, "Coroutines"):
 each ``send``/``throw``/``close`` of the wrapped coroutine runs in the
 context that was current when the function was called, and, for a resource
 scope, between that resource's ``before`` and ``after`` events.
@@ -25,15 +25,6 @@ from ._execution import ExecutionFrame, current_frame
 # Bound once: send() reads it on every step.
 _get_frame = current_frame.get
 
-__all__ = [
-    "ContextCoroutine",
-    "CoroutineWrapper",
-    "as_exception",
-    "bind_if_coroutine",
-    "call_with",
-    "is_coroutine",
-    "is_foreign_coroutine_type",
-]
 
 R = TypeVar("R")
 

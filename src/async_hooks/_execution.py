@@ -19,16 +19,6 @@ import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 
-__all__ = [
-    "TOP_LEVEL_RESOURCE",
-    "ExecutionFrame",
-    "TopLevelResource",
-    "execution_async_id",
-    "execution_async_resource",
-    "new_async_id",
-    "trigger_async_id",
-]
-
 # 1 is the top level (Node's bootstrap) and 0 means "no trigger".
 TOP_LEVEL_ASYNC_ID = 1
 _async_ids = itertools.count(TOP_LEVEL_ASYNC_ID + 1)

@@ -4,7 +4,7 @@ Emitters (AsyncResource here, runtime tracking elsewhere) read the tuple of
 callbacks for an event from :data:`enabled` and call ``emit_*`` only when it
 is not empty, so an event nobody listens to costs one attribute read.
 
-Dispatch rules (DESIGN 3.8):
+Dispatch rules (docs/semantics.md, "Hooks"):
 
 * callbacks run in the order their hooks were enabled;
 * a callback that raises is reported through ``sys.unraisablehook``; the
@@ -33,14 +33,6 @@ from typing import Any, Protocol, Self
 
 from ._unraisable import report_unraisable
 from .errors import InvalidArgTypeError, InvalidArgValueError, InvalidAsyncCallbackError
-
-__all__ = [
-    "EVENTS",
-    "AsyncHook",
-    "HookCallbacks",
-    "create_hook",
-    "enabled",
-]
 
 EVENTS = ("init", "before", "after", "destroy", "promise_resolve")
 

@@ -3,7 +3,7 @@
 A resource captures the whole current context when it is created (every
 AsyncLocalStorage's store) plus an execution frame of its own, so code run
 in its scope sees the creator's stores and the resource's ids. Each call
-runs in a fresh copy of that context (DESIGN 3.5): calls do not see each
+runs in a fresh copy of that context (docs/semantics.md, "bind and snapshot"): calls do not see each
 other's changes, and may nest or recurse.
 """
 
@@ -32,8 +32,6 @@ from ._validation import (
     validate_trigger_async_id,
 )
 from .errors import InvalidArgTypeError, ResourceDestroyedError
-
-__all__ = ["AsyncResource"]
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -27,8 +27,6 @@ from ._policy import Crossing, OnSerializeError, Serializer, live_stores, valida
 from ._validation import describe, not_callable_error, require_callable
 from .errors import InvalidArgTypeError
 
-__all__ = ["AsyncLocalStorage", "SnapshotRunner", "StoreScope", "isolated"]
-
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")

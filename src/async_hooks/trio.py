@@ -12,8 +12,6 @@ AsyncLocalStorage and AsyncResource need nothing from here: trio copies the
 context into every task it spawns, so stores already follow trio tasks.
 """
 
-from __future__ import annotations
-
 try:
     import trio as _trio  # noqa: F401  (imported to fail early, with advice)
 except ImportError as error:
@@ -22,7 +20,8 @@ except ImportError as error:
         "install the extra with: pip install 'async-hooks[trio]'"
     ) from error
 
-from ._runtime._trio import TRIO_TASK_TYPE, LifecycleInstrument, enable_auto_tracking
+from ._runtime._trio import TRIO_TASK_TYPE, LifecycleInstrument
+from ._runtime._trio import enable_auto_tracking as _enable_auto_tracking
 
 __all__ = ["TRIO_TASK_TYPE", "LifecycleInstrument", "instrument"]
 
@@ -37,4 +36,7 @@ def instrument() -> LifecycleInstrument:
     return LifecycleInstrument()
 
 
-enable_auto_tracking()
+# repr() and help() name the path users import from, not the private module.
+LifecycleInstrument.__module__ = __name__
+
+_enable_auto_tracking()

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-import async_hooks
 from async_hooks.propagation import ContextExecutor, ContextThread, install, installed, uninstall
 from tests.conftest import RunAsync
 
@@ -68,11 +67,6 @@ def test_install_is_idempotent_and_uninstall_restores_the_very_objects() -> None
     assert all(after[name] is originals[name] for name in originals)
     uninstall()
     assert all(patched_attributes()[name] is originals[name] for name in originals)
-
-
-def test_install_is_exported_from_the_package() -> None:
-    assert async_hooks.install is install
-    assert async_hooks.uninstall is uninstall
 
 
 def test_uninstall_brings_back_bare_behaviour() -> None:

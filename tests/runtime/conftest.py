@@ -96,7 +96,7 @@ def unraisable() -> Iterator[list[Any]]:
 
 
 def check_invariants(events: list[Event]) -> None:
-    """The lifecycle rules every resource must follow (DESIGN 3.7/3.8).
+    """The lifecycle rules every resource must follow (docs/runtime.md, docs/semantics.md).
 
     * init comes before any other event of its id;
     * before/after nest properly, per thread;

@@ -8,9 +8,9 @@ import threading
 from async_hooks import (
     AsyncLocalStorage,
     execution_async_id,
-    get_active_resources,
     get_active_resources_info,
 )
+from async_hooks.diagnostics import get_active_resources
 
 from .conftest import Recorder, RunAsync
 

@@ -17,7 +17,7 @@ from async_hooks import (
     execution_async_resource,
     trigger_async_id,
 )
-from async_hooks import _hooks as hooks_module
+from async_hooks.lowlevel import flush_pending_destroys
 
 from .conftest import Recorder, RunAsync, check_invariants
 
@@ -379,7 +379,7 @@ def test_destroy_of_a_collected_pending_task_is_queued_not_tracked(
     # The delivery itself is no resource: nothing was created from the collector.
     for event in recorder.inits.values():
         callback = getattr(event.resource, "_callback", None)  # stdlib handles only
-        assert getattr(callback, "callback", None) is not hooks_module.flush_pending_destroys
+        assert getattr(callback, "callback", None) is not flush_pending_destroys
     check_invariants(recorder.events)
 
 

@@ -6,13 +6,13 @@ import asyncio
 import gc
 from typing import Any
 
-from async_hooks import _hooks as hooks_module
 from async_hooks import (
     execution_async_id,
     execution_async_resource,
     get_active_resources_info,
     trigger_async_id,
 )
+from async_hooks.lowlevel import flush_pending_destroys
 
 from .conftest import Recorder, RunAsync, check_invariants
 
@@ -69,7 +69,7 @@ def test_server_connections_and_handler_form_a_chain(
         recorder.inits[server_id].resource = None
         seen.clear()
         gc.collect()
-        hooks_module.flush_pending_destroys()
+        flush_pending_destroys()
     assert recorder.of(server_id)[-1] == "destroy"
     check_invariants(recorder.events)
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 import uvloop
 
 from async_hooks import create_hook, execution_async_id
-from async_hooks._runtime import is_tracking
+from async_hooks.lowlevel import is_tracking
 
 from .conftest import Recorder, RunAsync, check_invariants, make_recorder
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import trio
 
-from async_hooks import AsyncLocalStorage, get_active_resources, get_active_resources_info
+from async_hooks import AsyncLocalStorage, get_active_resources_info
 from async_hooks._runtime._live import live_resources
+from async_hooks.diagnostics import get_active_resources
 from async_hooks.trio import TRIO_TASK_TYPE
 
 from .conftest import TrioEvents

@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 from .. import _hooks
 from .._execution import ExecutionFrame, current_frame, new_async_id
 
-__all__ = ["CreationSite", "TrackedResource", "finish", "live_resources", "run_as", "track"]
-
 T = TypeVar("T")
 
 #: Every tracked resource not yet destroyed, by async id.

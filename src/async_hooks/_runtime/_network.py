@@ -32,8 +32,6 @@ from .._patching import Patches
 from ._asyncio import loop_classes
 from ._live import TrackedResource, finish, forget, run_as, track
 
-__all__ = ["patch_network", "unpatch_network"]
-
 _patches = Patches()
 
 # Every callback asyncio and uvloop may call on a protocol.

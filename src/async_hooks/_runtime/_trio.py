@@ -42,12 +42,6 @@ from .. import _hooks
 from .._execution import ExecutionFrame, current_frame
 from ._live import TrackedResource, finish, forget, live_resources, track
 
-__all__ = [
-    "TRIO_TASK_TYPE",
-    "LifecycleInstrument",
-    "enable_auto_tracking",
-]
-
 # Not the class name "Task": asyncio's tasks already report that, and a tool
 # looking at a program that runs both (trio-asyncio, a thread of each) must
 # be able to tell them apart.

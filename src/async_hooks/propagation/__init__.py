@@ -31,7 +31,6 @@ __all__ = [
     "BoundGenerator",
     "ContextExecutor",
     "ContextThread",
-    "Crossing",
     "ExceptionContextInstallation",
     "JsonSerializer",
     "ProcessJob",
@@ -55,3 +54,9 @@ __all__ = [
     "uninstall",
     "with_exception_context",
 ]
+
+# repr() and help() name the path users import from, not the private module.
+for _name in __all__:
+    if _name != "JSON":  # an instance: its class carries the path
+        globals()[_name].__module__ = __name__
+del _name

@@ -31,8 +31,6 @@ from .._execution import ExecutionFrame, current_frame
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError
 
-__all__ = ["BoundAsyncGenerator", "BoundGenerator", "bind_generator", "bound_generator"]
-
 Y = TypeVar("Y")
 S = TypeVar("S")
 R = TypeVar("R")

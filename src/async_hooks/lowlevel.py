@@ -1,0 +1,18 @@
+"""What tool builders need beyond Node's API.
+
+The ids and events of ``async_hooks`` are enough to follow the life of every
+resource; a tool that draws, exports or checks them also wants to know
+whether the runtime is being tracked, to deliver queued ``destroy`` events
+before it reports, and to recognise the top-level resource.
+"""
+
+from ._execution import TopLevelResource, new_async_id
+from ._hooks import flush_pending_destroys
+from ._runtime import is_tracking
+
+__all__ = ["TopLevelResource", "flush_pending_destroys", "is_tracking", "new_async_id"]
+
+# repr() and help() name the path users import from, not the private module.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name
