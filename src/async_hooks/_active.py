@@ -4,7 +4,7 @@ Two sources are merged:
 
 * the resources runtime tracking follows while a hook is enabled (ids,
   trigger id, age, creation site, context), from
-  :data:`async_hooks._runtime._live.live_resources`;
+  the live-resource index of ``_runtime/_live.py``;
 * what can be seen without any hook: the running loop's pending tasks, the
   stdlib loop's scheduled handles and timers, and live non-daemon threads.
   These have no ids (``async_id`` is None) since nobody tracked their birth.
@@ -117,7 +117,8 @@ def _finished(resource: object) -> bool:
     if callable(is_serving):
         return not is_serving()
     if isinstance(resource, threading.Thread):
-        return not resource.is_alive() and resource._started.is_set()  # type: ignore[attr-defined]
+        # A thread has an ident from its start on: alive, or started and finished.
+        return resource.ident is not None and not resource.is_alive()
     return False
 
 
