@@ -24,6 +24,7 @@ from ._coroutines import (
 )
 from ._execution import current_frame
 from ._policy import Crossing, OnSerializeError, Serializer, live_stores, validate_policy
+from ._resource import AsyncResource
 from ._validation import describe, not_callable_error, require_callable
 from .errors import InvalidArgTypeError
 
@@ -188,8 +189,6 @@ class AsyncLocalStorage(Generic[T]):
     @staticmethod
     def bind(fn: Callable[P, R]) -> Callable[P, R]:
         """``fn`` bound to the current execution context (a new AsyncResource)."""
-        from ._resource import AsyncResource
-
         return AsyncResource.bind(fn)
 
     @staticmethod
