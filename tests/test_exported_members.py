@@ -62,7 +62,9 @@ FACES = {
     ],
     "async_hooks.diagnostics": ["ActiveResource", "CreationSite", "get_active_resources"],
     "async_hooks.lowlevel": [
+        "EventChecker",
         "TopLevelResource",
+        "Violation",
         "flush_pending_destroys",
         "is_tracking",
         "new_async_id",
