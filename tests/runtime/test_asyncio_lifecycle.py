@@ -106,6 +106,22 @@ def test_future_resolution_is_reported_inside_the_resolving_step(
     assert names.index(("before", handle_id)) < resolved < names.index(("after", handle_id))
 
 
+def test_a_tracked_future_looks_like_a_future(run_async: RunAsync, recorder: Recorder) -> None:
+    async def main() -> list[tuple[str, str]]:
+        loop = asyncio.get_running_loop()
+        tracked, bare = loop.create_future(), asyncio.Future[str](loop=loop)
+        reprs = [(repr(tracked), repr(bare))]
+        tracked.set_result("done")
+        bare.set_result("done")
+        reprs.append((repr(tracked), repr(bare)))
+        assert type(tracked) is not asyncio.Future
+        assert recorder.inits[recorder.id_of(tracked)].type == "Future"
+        return reprs
+
+    for tracked_repr, bare_repr in run_async(main):
+        assert tracked_repr == bare_repr
+
+
 @pytest.mark.parametrize("how", ["exception", "cancel"])
 def test_future_rejected_or_cancelled_resolves_too(
     run_async: RunAsync, recorder: Recorder, how: str
