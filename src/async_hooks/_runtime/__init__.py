@@ -16,8 +16,6 @@ from ._asyncio import patch_asyncio, unpatch_asyncio
 from ._network import patch_network, unpatch_network
 from ._threads import patch_threads, unpatch_threads
 
-__all__ = ["is_tracking"]
-
 _tracking = False
 
 
