@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from async_hooks import AsyncLocalStorage, Crossing
+from async_hooks import AsyncLocalStorage, Crossing, create_hook
 from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError, StoreSerializationError
 from async_hooks.propagation import (
     JSON,
@@ -95,9 +95,14 @@ def test_pool_helper_map(one_worker: ProcessPoolExecutor) -> None:
     assert results == [(None, "s", "no secret")] * 3
 
 
+@pytest.mark.parametrize("tracking", [False, True], ids=["untracked", "tracked"])
 def test_pool_helper_behind_run_in_executor(
-    one_worker: ProcessPoolExecutor, run_async: RunAsync[list[Seen]]
+    one_worker: ProcessPoolExecutor, run_async: RunAsync[list[Seen]], tracking: bool
 ) -> None:
+    # Tracked: the loop's run_in_executor wraps each job in a resource of its own.
+    hook = create_hook(init=lambda *args: None)
+    if tracking:
+        hook.enable()
     pool = ContextExecutor(one_worker)
 
     async def main() -> list[Seen]:
@@ -108,10 +113,11 @@ def test_pool_helper_behind_run_in_executor(
         second = await loop.run_in_executor(pool, seen_then_pollute, "job 2")
         return [first, second]
 
-    assert run_async(main) == [
-        (None, {"tenant": "a"}, "no secret"),
-        (None, {"tenant": "b"}, "no secret"),
-    ]
+    try:
+        results = run_async(main)
+    finally:
+        hook.disable()
+    assert results == [(None, {"tenant": "a"}, "no secret"), (None, {"tenant": "b"}, "no secret")]
 
 
 def test_pool_helper_over_a_pool_helper_still_crosses_processes(

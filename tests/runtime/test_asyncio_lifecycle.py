@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
+import operator
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from contextvars import copy_context
 from typing import Any
 
@@ -266,6 +269,29 @@ def test_executor_jobs_and_to_thread(run_async: RunAsync, recorder: Recorder) ->
         assert init.type == "ExecutorJob"
         assert init.resource is resource
         assert recorder.of(async_id) == ["init", "before", "after", "destroy"]
+    check_invariants(recorder.events)
+
+
+def test_executor_jobs_in_a_process_pool(run_async: RunAsync, recorder: Recorder) -> None:
+    # The pool pickles each job: the worker process runs the bare function
+    # (these ids mean nothing there), and the job's destroy comes once the
+    # pool has let go of it.
+    job_ids: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            assert await loop.run_in_executor(pool, operator.mul, 6, 7) == 42
+        job_ids.extend(i for i, event in recorder.inits.items() if event.type == "ExecutorJob")
+        for async_id in job_ids:
+            recorder.inits[async_id].resource = None
+        gc.collect()
+        await asyncio.sleep(0.001)
+
+    run_async(main)
+    assert len(job_ids) == 1
+    assert recorder.of(job_ids[0]) == ["init", "destroy"]
     check_invariants(recorder.events)
 
 

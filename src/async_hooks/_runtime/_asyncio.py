@@ -382,8 +382,18 @@ class ExecutorJob:
         finally:
             finish(self.record)
 
+    def __reduce__(self) -> tuple[Callable[[T], T], tuple[Callable[..., object]]]:
+        # A process pool pickles its jobs: the other process gets the bare
+        # function, since events and ids belong to this one. Here the job is
+        # then never called; its destroy comes when the pool lets go of it.
+        return (_unwrapped, (self.func,))
+
     def __repr__(self) -> str:
         return f"<ExecutorJob {self.func!r} async_id={self.record.async_id}>"
+
+
+def _unwrapped(func: T) -> T:
+    return func
 
 
 def _entered_context(func: object) -> Context | None:
