@@ -14,9 +14,9 @@ Inside the new thread the two always nest the same way: ``run()`` enters
 its context first and runs as the tracked resource inside it, so that it
 sees both the starter's stores and the thread's own ids::
 
-    set_context_rule(context_for)  # install(): the context each started thread runs in
-    set_tracker(track_thread)      # first hook enabled: each started thread is a resource
-    set_context_rule(None)         # with both None again, Thread.start is the original
+    set_context_rule(rule)   # install(): rule(thread) is the context its run() enters
+    set_tracker(tracker)     # first hook enabled: tracker(thread) wraps its run() in events
+    set_context_rule(None)   # with both None again, Thread.start is the original
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ ContextRule = Callable[[threading.Thread], Context | None]
 #: Tracking: what to put around the run of a thread about to start (None: nothing).
 Tracker = Callable[[threading.Thread], ThreadRun | None]
 
-# Invariant: Thread.start is replaced (by _patches) exactly while _context_rule
-# or _tracker is set; both are read without the lock by every start().
+# Invariant: our wrapper is on Thread.start exactly while _context_rule or
+# _tracker is set (or is stranded under someone else's, inert with both
+# unset); both are read without the lock by every start().
 _lock = threading.Lock()
 _patches = Patches()
 _context_rule: ContextRule | None = None

@@ -6,8 +6,8 @@ helpers (a library that starts its own threads or submits to its own pool),
 goes through:
 
 - ``threading.Thread.start``: the thread runs in the starter's context
-  (``Crossing.THREADS``); the replacement is shared with lifecycle tracking
-  and owned by ``async_hooks/_thread_start.py``, which install() only asks;
+  (``Crossing.THREADS``), through the one wrapper it shares with lifecycle
+  tracking (``async_hooks/_thread_start.py`` owns it);
 - ``ThreadPoolExecutor.submit``: each job runs in its submitter's context
   (``Crossing.POOLS``); ``Executor.map`` and ``loop.run_in_executor`` (stdlib
   loop and uvloop) submit through it;
