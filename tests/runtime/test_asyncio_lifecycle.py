@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
+import operator
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from contextvars import copy_context
 from typing import Any
 
@@ -104,6 +107,22 @@ def test_future_resolution_is_reported_inside_the_resolving_step(
     names = [(e.name, e.async_id) for e in recorder.events]
     resolved = names.index(("promise_resolve", future_id))
     assert names.index(("before", handle_id)) < resolved < names.index(("after", handle_id))
+
+
+def test_a_tracked_future_looks_like_a_future(run_async: RunAsync, recorder: Recorder) -> None:
+    async def main() -> list[tuple[str, str]]:
+        loop = asyncio.get_running_loop()
+        tracked, bare = loop.create_future(), asyncio.Future[str](loop=loop)
+        reprs = [(repr(tracked), repr(bare))]
+        tracked.set_result("done")
+        bare.set_result("done")
+        reprs.append((repr(tracked), repr(bare)))
+        assert type(tracked) is not asyncio.Future
+        assert recorder.inits[recorder.id_of(tracked)].type == "Future"
+        return reprs
+
+    for tracked_repr, bare_repr in run_async(main):
+        assert tracked_repr == bare_repr
 
 
 @pytest.mark.parametrize("how", ["exception", "cancel"])
@@ -250,6 +269,29 @@ def test_executor_jobs_and_to_thread(run_async: RunAsync, recorder: Recorder) ->
         assert init.type == "ExecutorJob"
         assert init.resource is resource
         assert recorder.of(async_id) == ["init", "before", "after", "destroy"]
+    check_invariants(recorder.events)
+
+
+def test_executor_jobs_in_a_process_pool(run_async: RunAsync, recorder: Recorder) -> None:
+    # The pool pickles each job: the worker process runs the bare function
+    # (these ids mean nothing there), and the job's destroy comes once the
+    # pool has let go of it.
+    job_ids: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            assert await loop.run_in_executor(pool, operator.mul, 6, 7) == 42
+        job_ids.extend(i for i, event in recorder.inits.items() if event.type == "ExecutorJob")
+        for async_id in job_ids:
+            recorder.inits[async_id].resource = None
+        gc.collect()
+        await asyncio.sleep(0.001)
+
+    run_async(main)
+    assert len(job_ids) == 1
+    assert recorder.of(job_ids[0]) == ["init", "destroy"]
     check_invariants(recorder.events)
 
 

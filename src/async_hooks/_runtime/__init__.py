@@ -1,8 +1,9 @@
 """Tracking of the runtime's own resources (asyncio, uvloop, trio, threads).
 
 Importing this package registers one activation listener: the first enabled
-hook patches asyncio's loop classes (and uvloop's), asyncio's Server and
-``Thread.start``; the last disabled hook restores every original object.
+hook patches asyncio's loop classes (and uvloop's) and asyncio's Server, and
+has ``Thread.start`` wrapped (by ``async_hooks/_thread_start.py``, which
+``install()`` shares); the last disabled hook restores every original object.
 With no hook enabled, nothing of the runtime is touched. See docs/runtime.md.
 """
 

@@ -11,9 +11,10 @@ installed, ``uvloop.Loop``), so loops that already run are tracked too:
   ``ensure_future``, ``gather``, ``TaskGroup``, ``run_coroutine_threadsafe``),
   and an installed task factory, eager or not, is called by it, so the
   factory is chained, not replaced.
-* ``create_future`` returns a :class:`Future` (a subclass named like
-  asyncio's) whose ``set_result``/``set_exception``/``cancel`` emit
-  ``promise_resolve`` and ``destroy``.
+* ``create_future`` returns a :class:`TrackedFuture` (an ``asyncio.Future``
+  whose repr and resource type still say "Future") whose
+  ``set_result``/``set_exception``/``cancel`` emit ``promise_resolve`` and
+  ``destroy``.
 * ``call_soon``, ``call_soon_threadsafe``, ``call_later`` and ``call_at``
   wrap the callback in a :class:`TrackedCallback` that emits
   ``before``/``after`` around it and ``destroy`` after it.
@@ -40,15 +41,6 @@ from .._coroutines import CoroutineWrapper, is_coroutine
 from .._execution import current_frame
 from .._patching import Patches
 from ._live import TrackedResource, finish, forget, run_as, track
-
-__all__ = [
-    "ExecutorJob",
-    "Future",
-    "TaskCoroutine",
-    "TrackedCallback",
-    "patch_asyncio",
-    "unpatch_asyncio",
-]
 
 T = TypeVar("T")
 
@@ -158,14 +150,22 @@ def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable
 # -- futures -------------------------------------------------------------------
 
 
-class Future(asyncio.Future[T]):
+class TrackedFuture(asyncio.Future[T]):
     """The future ``loop.create_future()`` returns while tracking.
 
-    An ``asyncio.Future`` in every respect (``isinstance`` holds, its repr is
-    the same); resolving it emits ``promise_resolve`` then ``destroy``.
+    An ``asyncio.Future`` in every respect (``isinstance`` holds, its repr
+    and its resource type are "Future", as for the futures it stands in
+    for); resolving it emits ``promise_resolve`` then ``destroy``.
     """
 
     _async_hooks_record: TrackedResource | None = None
+
+    def __repr__(self) -> str:
+        # asyncio puts the class name in the repr: show the one users know.
+        text = super().__repr__()
+        if text.startswith(_OWN_REPR_PREFIX):
+            return "<Future" + text[len(_OWN_REPR_PREFIX) :]
+        return text
 
     def set_result(self, result: T, /) -> None:
         super().set_result(result)
@@ -191,15 +191,18 @@ class Future(asyncio.Future[T]):
         finish(record)
 
 
+_OWN_REPR_PREFIX = f"<{TrackedFuture.__name__}"
+
+
 def _tracked_create_future(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_future(self: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
         if not _hooks.enabled.hooks:
             return original(self)  # type: ignore[no-any-return]
         record = track()
-        future: Future[Any] = Future(loop=self)
+        future: TrackedFuture[Any] = TrackedFuture(loop=self)
         future._async_hooks_record = record
         record.context = copy_context()
-        record.attach(future)
+        record.attach(future, "Future")
         return future
 
     return create_future
@@ -379,8 +382,18 @@ class ExecutorJob:
         finally:
             finish(self.record)
 
+    def __reduce__(self) -> tuple[Callable[[T], T], tuple[Callable[..., object]]]:
+        # A process pool pickles its jobs: the other process gets the bare
+        # function, since events and ids belong to this one. Here the job is
+        # then never called; its destroy comes when the pool lets go of it.
+        return (_unwrapped, (self.func,))
+
     def __repr__(self) -> str:
         return f"<ExecutorJob {self.func!r} async_id={self.record.async_id}>"
+
+
+def _unwrapped(func: T) -> T:
+    return func
 
 
 def _entered_context(func: object) -> Context | None:

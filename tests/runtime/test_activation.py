@@ -1,4 +1,7 @@
-"""Tracking turns on with the first hook, off with the last, and composes with others."""
+"""Runtime activation (the private ``_runtime`` package): on with the first hook, off with the last.
+
+And tracking composes with others' task factories and loop policies.
+"""
 
 from __future__ import annotations
 
