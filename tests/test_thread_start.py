@@ -102,6 +102,7 @@ def switches() -> Iterator[Switches]:
         uninstall()
 
 
+@pytest.mark.no_hooks
 @pytest.mark.parametrize("order", list(_orders()), ids="-".join)
 def test_every_order_gives_each_thread_the_features_on_then(
     switches: Switches, order: tuple[str, ...]
@@ -128,6 +129,7 @@ def test_every_order_gives_each_thread_the_features_on_then(
     assert not tracking
 
 
+@pytest.mark.no_hooks
 @pytest.mark.parametrize("order", list(_orders()), ids="-".join)
 def test_every_order_puts_every_original_back(switches: Switches, order: tuple[str, ...]) -> None:
     originals = patched_callables()
@@ -162,6 +164,7 @@ def test_a_start_that_raises_leaves_the_thread_as_it_was(switches: Switches) -> 
     assert "run" not in vars(thread)
 
 
+@pytest.mark.no_hooks
 def test_a_wrapper_on_top_of_ours_keeps_working_and_ours_goes_inert(
     switches: Switches,
 ) -> None:

@@ -50,6 +50,7 @@ def in_plain_thread(fn: Callable[[], Seen]) -> Seen:
     return results[0]
 
 
+@pytest.mark.no_hooks
 def test_install_is_idempotent_and_uninstall_restores_the_very_objects() -> None:
     originals = patched_attributes()
     assert not installed()
