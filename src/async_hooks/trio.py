@@ -14,13 +14,12 @@ context into every task it spawns, so stores already follow trio tasks.
 
 from __future__ import annotations
 
+from ._extras import missing_extra
+
 try:
     import trio as _trio  # noqa: F401  (imported to fail early, with advice)
 except ImportError as error:
-    raise ImportError(
-        "async_hooks.trio needs trio, which is not installed; "
-        "install the extra with: pip install 'async-hooks[trio]'"
-    ) from error
+    raise missing_extra(__name__, "trio", extra="trio") from error
 
 from ._runtime._trio import TRIO_TASK_TYPE, LifecycleInstrument, enable_auto_tracking
 

@@ -21,17 +21,17 @@ from collections.abc import Callable, Coroutine
 from contextvars import copy_context
 from typing import Any, Literal
 
+from .._extras import missing_extra
+
+try:
+    from blinker import ANY, Signal
+except ImportError as error:
+    raise missing_extra(__name__, "blinker", extra="blinker") from error
+
 from .._coroutines import bind_if_coroutine
 from .._resource import AsyncResource
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError, InvalidArgValueError
-
-try:
-    from blinker import ANY, Signal
-except ImportError as error:  # pragma: no cover - exercised in a test with blinker hidden
-    raise ImportError(
-        "async_hooks.integrations.blinker needs blinker: pip install 'async-hooks[blinker]'"
-    ) from error
 
 __all__ = ["RECEIVER_RESOURCE_TYPE", "connect_in_context"]
 

@@ -33,8 +33,13 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar, copy_context
 from typing import Any
 
-import celery  # type: ignore[import-untyped]  # celery ships no types
-from celery import Task
+from .._extras import missing_extra
+
+try:
+    import celery  # type: ignore[import-untyped]  # celery ships no types
+    from celery import Task
+except ImportError as error:
+    raise missing_extra(__name__, "celery", extra="celery") from error
 
 from .._policy import Crossing, capture_context, export_stores, import_stores
 from ..errors import StoreSerializationWarning

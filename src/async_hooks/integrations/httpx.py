@@ -19,7 +19,12 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import httpx
+from .._extras import missing_extra
+
+try:
+    import httpx
+except ImportError as error:
+    raise missing_extra(__name__, "httpx", extra="httpx") from error
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError

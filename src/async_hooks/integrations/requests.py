@@ -16,8 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+from .._extras import missing_extra
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+except ImportError as error:
+    raise missing_extra(__name__, "requests", extra="requests") from error
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError
