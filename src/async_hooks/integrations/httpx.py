@@ -28,8 +28,8 @@ except ImportError as error:
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError
-from .outgoing import add_outgoing_headers, check_header_name
-from .request_id import DEFAULT_HEADER
+from .outgoing import add_outgoing_headers
+from .request_id import DEFAULT_HEADER, check_header_name
 
 __all__ = ["add_context_headers", "add_context_headers_async", "instrument_httpx"]
 

@@ -22,7 +22,7 @@ from ..errors import InvalidBaggageError
 from .baggage import BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, encode_baggage
 from .request_id import DEFAULT_HEADER, check_header_name, request_id
 
-__all__ = ["add_outgoing_headers", "check_header_name", "outgoing_headers"]
+__all__ = ["add_outgoing_headers", "outgoing_headers"]
 
 
 def outgoing_headers(*, request_id_header: str = DEFAULT_HEADER) -> dict[str, str]:
