@@ -38,7 +38,7 @@ __all__ = ["RECEIVER_RESOURCE_TYPE", "connect_in_context"]
 # The type of the AsyncResource behind a receiver bound with context="connect".
 RECEIVER_RESOURCE_TYPE = "BlinkerReceiver"
 
-ContextChoice = Literal["connect", "send"]
+_ContextChoice = Literal["connect", "send"]
 _CHOICES = ("connect", "send")
 
 
@@ -47,7 +47,7 @@ def connect_in_context(
     receiver: Callable[..., Any],
     *,
     sender: Any = ANY,
-    context: ContextChoice = "connect",
+    context: _ContextChoice = "connect",
 ) -> Callable[..., Any]:
     """Connect ``receiver`` to ``signal`` so that it runs in the chosen context.
 

@@ -33,7 +33,7 @@ from .request_id import DEFAULT_HEADER, check_header_name
 
 __all__ = ["add_context_headers", "add_context_headers_async", "instrument_httpx"]
 
-ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
+_ClientT = TypeVar("_ClientT", httpx.Client, httpx.AsyncClient)
 
 
 def add_context_headers(request: httpx.Request) -> None:
@@ -46,7 +46,7 @@ async def add_context_headers_async(request: httpx.Request) -> None:
     add_outgoing_headers(request.headers)
 
 
-def instrument_httpx(client: ClientT, *, request_id_header: str = DEFAULT_HEADER) -> ClientT:
+def instrument_httpx(client: _ClientT, *, request_id_header: str = DEFAULT_HEADER) -> _ClientT:
     """Add the context hook to ``client``'s request hooks (after any already there).
 
     Returns the client, so that it can wrap the constructor. Instrumenting a
