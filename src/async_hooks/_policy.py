@@ -371,7 +371,7 @@ def load_carrier(
     A member is kept when its name is a live store declared to cross
     ``crossing`` and its text loads with that store's serializer. Every other
     member goes to ``on_skipped`` and is left out: the carrier came from
-    elsewhere, so nothing in it can make this raise.
+    elsewhere, so no member of it makes this raise (``on_skipped`` may).
     """
     declared = live_stores.declared_for(crossing)
     values: dict[AsyncLocalStorage[Any], Any] = {}

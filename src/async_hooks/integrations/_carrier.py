@@ -9,7 +9,7 @@ Celery's worker enter an arrived one with :func:`enter_carrier`::
 
 The request id travels apart from the other stores, in a header of its own,
 which proxies and log pipelines already know. On arrival it is checked before
-it is entered, and a request id among the stores (sent by someone else than
+it is entered, and a request id among the stores (sent by someone other than
 this package) is only the fallback for a missing header. What a receiver
 refuses it reports its own way: servers log, Celery warns.
 """
