@@ -177,6 +177,43 @@ def test_opentelemetrys_own_runtime_loses_the_parent_across_processes_and_servic
     assert spans["celery.charge"].attributes["otel_tenant"] == "acme"
 
 
+DOC = TESTS_DIR.parent / "docs" / "opentelemetry.md"
+
+
+def documented_example() -> str:
+    """The Python block that follows the "tested" marker in docs/opentelemetry.md."""
+    text = DOC.read_text()
+    after_marker = text.split("<!-- the example: tested -->", 1)[1]
+    return after_marker.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+CHECK_RUNTIME = """
+import opentelemetry.context
+print(type(opentelemetry.context._RUNTIME_CONTEXT).__name__)
+"""
+
+
+def test_the_documented_example_runs(receiver: Receiver, tmp_path: Path) -> None:
+    script = tmp_path / "example.py"
+    # The example must have chosen our runtime itself (its first lines).
+    script.write_text(documented_example() + CHECK_RUNTIME)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = receiver.url
+    receiver.clear()
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    spans = receiver.by_name()
+    checkout, charge = spans["checkout"], spans["charge"]
+    assert checkout.parent_span_id == ""
+    assert child_of(charge, checkout)
+    for span in (checkout, charge):
+        assert span.attributes == {"tenant": "acme", "request_id": "req-1"}
+    assert result.stdout == "AsyncHooksRuntimeContext\n"
+    assert result.stderr == f"req-1 trace={charge.trace_id} span={charge.span_id} charging 42\n"
+
+
 # -- the runtime context, the serializer, the span attributes, the log filter -----------
 
 SELECTED = """
