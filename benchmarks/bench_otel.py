@@ -7,15 +7,24 @@ nanoseconds per operation and their ratio. Two levels: the runtime context's
 own methods (what ``OTEL_PYTHON_CONTEXT`` swaps), and the API functions
 ``opentelemetry.context.attach``/``detach``/``get_current`` that the SDK and
 instrumentations call, with each runtime plugged in turn into the one
-variable those functions read.
+variable those functions read. ``--callgrind`` counts instructions instead
+(valgrind's callgrind): exact and repeatable where timings on a shared
+machine are not.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import re
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import timeit
+from pathlib import Path
 from typing import Any
 
 import opentelemetry.context as otel_context
@@ -60,11 +69,95 @@ def compare(statement: str, number: int, repeats: int, *, api: bool) -> tuple[fl
     return statistics.median(base_times), statistics.median(our_times)
 
 
+ROWS = [
+    ("`get_current()`", "rt.get_current()", False),
+    ("`attach()` + `detach()`", ATTACH_DETACH, False),
+    ("`opentelemetry.context.get_current()`", "get_current()", True),
+    ("`opentelemetry.context.attach()` + `detach()`", API_ATTACH_DETACH, True),
+]
+
+# -- instruction counts (callgrind) -------------------------------------------------
+
+COUNT_RUNS = 2_000
+# A libc call nothing else makes: callgrind dumps its counters before each.
+MARKER = "getppid"
+
+
+def count_inner() -> None:
+    """Under callgrind: per statement and runtime, warm up, then N and 2N runs between markers."""
+    cases: list[tuple[str, Any, bool]] = [("pass", theirs, False)]
+    for _, statement, api in ROWS:
+        cases += [(statement, theirs, api), (statement, ours, api)]
+    for statement, runtime, api in cases:
+        time_statement(statement, runtime, 500, api=api)
+        os.getppid()
+        time_statement(statement, runtime, COUNT_RUNS, api=api)
+        os.getppid()
+        time_statement(statement, runtime, 2 * COUNT_RUNS, api=api)
+        os.getppid()
+
+
+def count_instructions() -> list[float]:
+    """Instructions per run of ``pass``, then of each row's statement on theirs and ours."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--callgrind needs valgrind on PATH")
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory, "callgrind.out")
+        subprocess.run(
+            [
+                *(valgrind, "--tool=callgrind", f"--dump-before={MARKER}"),
+                *(f"--callgrind-out-file={out}", sys.executable, __file__, "--count-inner"),
+            ],
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
+        parts = sorted(Path(directory).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        totals = [_total(part) for part in parts]
+    # Each case makes three parts: what came before its first marker (the
+    # previous case's end, and its warm-up), N runs, 2N runs.
+    per_run = [
+        (totals[index + 2] - totals[index + 1]) / COUNT_RUNS
+        for index in range(0, len(totals) - 2, 3)
+    ]
+    loop = per_run[0]
+    return [count - loop for count in per_run]
+
+
+def _total(part: Path) -> int:
+    match = re.search(r"^(?:summary|totals): (\d+)", part.read_text(), re.MULTILINE)
+    assert match is not None, part
+    return int(match.group(1))
+
+
+def print_counts() -> None:
+    counts = count_instructions()
+    print(
+        f"CPython {platform.python_version()} on {platform.machine()}, instructions per "
+        "operation (callgrind, empty statement subtracted)"
+    )
+    print()
+    print("| operation | ContextVarsRuntimeContext | AsyncHooksRuntimeContext | ratio |")
+    print("|---|---:|---:|---:|")
+    for index, (label, _, _) in enumerate(ROWS):
+        base, cand = counts[1 + 2 * index], counts[2 + 2 * index]
+        print(f"| {label} | {base:.0f} | {cand:.0f} | {cand / base:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
+    parser.add_argument("--count-inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.count_inner:
+        count_inner()
+        return
+    if args.callgrind:
+        print_counts()
+        return
     repeats = 5 if args.quick else args.repeats
     number = 200_000 if args.quick else 1_000_000
 
@@ -72,13 +165,7 @@ def main() -> None:
     print()
     print("| operation | ContextVarsRuntimeContext (ns) | AsyncHooksRuntimeContext (ns) | ratio |")
     print("|---|---:|---:|---:|")
-    rows = [
-        ("`get_current()`", "rt.get_current()", False),
-        ("`attach()` + `detach()`", ATTACH_DETACH, False),
-        ("`opentelemetry.context.get_current()`", "get_current()", True),
-        ("`opentelemetry.context.attach()` + `detach()`", API_ATTACH_DETACH, True),
-    ]
-    for label, statement, api in rows:
+    for label, statement, api in ROWS:
         base, cand = compare(statement, number, repeats, api=api)
         print(f"| {label} | {base:.1f} | {cand:.1f} | {cand / base:.2f} |")
 
