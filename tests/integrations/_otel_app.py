@@ -20,10 +20,11 @@ from typing import Any
 
 import httpx
 from celery import Celery  # type: ignore[import-untyped]  # celery ships no types
-from opentelemetry import trace
+from opentelemetry import baggage, trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -56,11 +57,20 @@ app.conf.update(
 )
 
 
+class BaggageAttributes(SpanProcessor):
+    """Shows where OpenTelemetry's baggage arrived: each entry as a ``baggage.<key>`` attribute."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for key, value in baggage.get_all(parent_context).items():
+            span.set_attribute(f"baggage.{key}", str(value))
+
+
 @functools.cache
 def tracer(service: str) -> trace.Tracer:
     """This process's tracer; the first call sets the process's provider up."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     provider.add_span_processor(StoreSpanAttributes(tenant, request_id))
+    provider.add_span_processor(BaggageAttributes())
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     return trace.get_tracer("async_hooks.tests")

@@ -13,6 +13,8 @@ import json
 import threading
 
 import httpx
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
 
 from async_hooks.integrations.httpx import instrument_httpx
 from async_hooks.integrations.request_id import request_id
@@ -46,8 +48,13 @@ def main() -> None:
         thread_span("thread.plain")
         install()  # from here on threads and pools carry the context
         thread_span("thread.installed")
-        with instrument_httpx(httpx.Client(timeout=180)) as client:
-            response = client.get(f"{a_url}/checkout", params={"b_url": b_url})
+        # OpenTelemetry's baggage, beside the span: it must reach every span below.
+        token = otel_context.attach(baggage.set_baggage("cart", "42"))
+        try:
+            with instrument_httpx(httpx.Client(timeout=180)) as client:
+                response = client.get(f"{a_url}/checkout", params={"b_url": b_url})
+        finally:
+            otel_context.detach(token)
         response.raise_for_status()
         context = root.get_span_context()
         ids = {"trace_id": format(context.trace_id, "032x")}

@@ -149,9 +149,11 @@ def test_one_trace_across_services_pool_process_and_celery(
     assert seen["celery"]["span_id"] == spans["celery.charge"].span_id
     # The declared stores are attributes of every span started inside them,
     # in whichever process.
+    # So is OpenTelemetry's baggage, which crosses with the span.
     for name in ["a.checkout", "b.order", "b.pool", "process.job", "celery.charge"]:
         attributes = spans[name].attributes
         assert (attributes["otel_tenant"], attributes["request_id"]) == ("acme", "req-otel-1")
+        assert attributes["baggage.cart"] == "42", name
     # A log line of B: the request id next to the trace and span ids.
     b = seen["b"]
     assert seen["log"] == f"req-otel-1 {b['trace_id']} {b['span_id']}"
@@ -173,8 +175,10 @@ def test_opentelemetrys_own_runtime_loses_the_parent_across_processes_and_servic
     assert child_of(spans["b.pool"], spans["b.order"])
     assert child_of(spans["thread.installed"], root)
     assert spans["thread.plain"].parent_span_id == ""
-    # The stores themselves still cross: only the trace breaks.
+    # The stores themselves still cross: only the trace and its baggage break.
     assert spans["celery.charge"].attributes["otel_tenant"] == "acme"
+    for name in ["a.checkout", "b.order", "process.job", "celery.charge"]:
+        assert "baggage.cart" not in spans[name].attributes, name
 
 
 DOC = TESTS_DIR.parent / "docs" / "opentelemetry.md"
