@@ -59,7 +59,7 @@ class TraceContextSerializer:
         return propagate.extract(headers, context=Context())
 
     def __repr__(self) -> str:
-        return "async_hooks.integrations.opentelemetry.TraceContextSerializer()"
+        return "async_hooks.integrations.opentelemetry.opentelemetry_context.serializer"
 
 
 #: Where OpenTelemetry's current context lives under ``OTEL_PYTHON_CONTEXT=async_hooks``.
@@ -105,3 +105,8 @@ class AsyncHooksRuntimeContext(_RuntimeContext):
 
     def detach(self, token: Token[Context]) -> None:
         _reset(opentelemetry_context, token)  # type: ignore[arg-type]  # see __init__
+
+
+# repr() and help() name the module users import it from, also before anything
+# imported that module (OpenTelemetry loads this one on its own).
+AsyncHooksRuntimeContext.__module__ = "async_hooks.integrations.opentelemetry"
