@@ -181,6 +181,43 @@ def test_opentelemetrys_own_runtime_loses_the_parent_across_processes_and_servic
         assert "baggage.cart" not in spans[name].attributes, name
 
 
+def spans_beside_opentelemetrys_instrumentation(order: str) -> dict[str, tuple[str, str]]:
+    """``{span name: (kind, parent's name)}`` from ``_otel_instrumented.py`` run with ``order``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env["OTEL_PYTHON_CONTEXT"] = "async_hooks"
+    result = subprocess.run(
+        [sys.executable, "-m", "integrations._otel_instrumented", order],
+        env=env,
+        cwd=TESTS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    spans = json.loads(result.stdout)
+    names = {span["span_id"]: span["name"] for span in spans}
+    return {span["name"]: (span["kind"], names.get(span["parent"], "")) for span in spans}
+
+
+def test_beside_opentelemetrys_http_instrumentation_with_its_middleware_outside() -> None:
+    # OpenTelemetry's client span and server span, then ours: one chain.
+    spans = spans_beside_opentelemetrys_instrumentation("ours-inside")
+    assert spans["client.root"] == ("INTERNAL", "")
+    assert spans["GET"] == ("CLIENT", "client.root")
+    assert spans["GET /order"] == ("SERVER", "GET")
+    assert spans["b.handle"] == ("INTERNAL", "GET /order")
+
+
+def test_beside_opentelemetrys_http_instrumentation_with_ours_outside() -> None:
+    # The documented wrong order: OpenTelemetry's middleware finds a span
+    # already current (ours, from the carrier) and starts an INTERNAL child
+    # of it instead of a server span under the client span.
+    spans = spans_beside_opentelemetrys_instrumentation("ours-outside")
+    assert spans["GET"] == ("CLIENT", "client.root")
+    assert spans["GET /order"] == ("INTERNAL", "client.root")
+    assert spans["b.handle"] == ("INTERNAL", "GET /order")
+
+
 DOC = TESTS_DIR.parent / "docs" / "opentelemetry.md"
 
 

@@ -30,7 +30,11 @@ class TraceContextSerializer:
     cannot leave its process. When ``traceparent`` is all there is, the text
     is that header's value alone (55 characters); otherwise it is a compact
     JSON object of the headers. What arrives is extracted into a new, empty
-    context: the parent is the remote span.
+    context: the parent is the remote span. One exception: where the current
+    context already has a span of the same trace, it is kept, since it is
+    the more recent one (OpenTelemetry's own server instrumentation read
+    ``traceparent`` and started its server span before our carrier was
+    entered).
     """
 
     _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -47,7 +51,11 @@ class TraceContextSerializer:
         return self._encode(headers)
 
     def loads(self, text: str, /) -> Context:
-        from opentelemetry import propagate  # imported late: see the module docstring
+        from opentelemetry import (
+            context,
+            propagate,
+            trace,
+        )  # imported late: see the module docstring
 
         # The text comes from another process or machine: anything that is
         # not a flat object of strings raises, and the receiver skips it.
@@ -56,7 +64,14 @@ class TraceContextSerializer:
             isinstance(key, str) and isinstance(item, str) for key, item in headers.items()
         ):
             raise TypeError(f"expected an object of header texts, got {describe(headers)}")
-        return propagate.extract(headers, context=Context())
+        arrived = propagate.extract(headers, context=Context())
+        current = context.get_current()
+        current_span = trace.get_current_span(current).get_span_context()
+        if current_span.is_valid and (
+            current_span.trace_id == trace.get_current_span(arrived).get_span_context().trace_id
+        ):
+            return current
+        return arrived
 
     def __repr__(self) -> str:
         return "async_hooks.integrations.opentelemetry.opentelemetry_context.serializer"
