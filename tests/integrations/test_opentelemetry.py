@@ -316,6 +316,20 @@ def test_the_serializer_refuses_what_is_not_header_texts(text: str) -> None:
         serializer.loads(text)
 
 
+def test_a_carried_context_keeps_a_current_span_of_the_same_trace() -> None:
+    serializer = opentelemetry_context.serializer
+    assert serializer is not None
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("caller") as caller:
+        text = serializer.dumps(trace.set_span_in_context(caller, Context()))
+        # As under OpenTelemetry's server middleware: its span, same trace.
+        with tracer.start_as_current_span("server") as server:
+            assert trace.get_current_span(serializer.loads(text)) is server
+    with tracer.start_as_current_span("another trace"):
+        arrived = trace.get_current_span(serializer.loads(text)).get_span_context()
+    assert arrived.span_id == caller.get_span_context().span_id
+
+
 def test_an_invalid_traceparent_gives_no_parent() -> None:
     # As OpenTelemetry's own propagator does: ignored, not an error.
     serializer = opentelemetry_context.serializer
