@@ -30,6 +30,12 @@ EXPORTS = {
     "httpx": ["add_context_headers", "add_context_headers_async", "instrument_httpx"],
     "logging": ["StoreFilter"],
     "loguru": ["StorePatcher"],
+    "opentelemetry": [
+        "AsyncHooksRuntimeContext",
+        "StoreSpanAttributes",
+        "TraceFilter",
+        "opentelemetry_context",
+    ],
     "outgoing": ["add_outgoing_headers", "outgoing_headers"],
     "pyee": [
         "AsyncIOEventEmitterAsyncResource",
@@ -91,7 +97,7 @@ def test_private_modules_have_no_all() -> None:
         for info in pkgutil.iter_modules(async_hooks.integrations.__path__)
         if info.name.startswith("_")
     ]
-    assert len(private) == 4  # _extras, _carrier, _fields, _server_context
+    assert len(private) == 5  # _extras, _carrier, _fields, _otel_context, _server_context
     for name in private:
         assert not hasattr(importlib.import_module(name), "__all__"), name
 
