@@ -291,8 +291,11 @@ def isolate_hangs(settings: Settings, run: Run) -> None:
     names the test that was running, though: run the module again without it,
     until it completes, and take that run's results for the module.
     """
+    broken = sorted(run.broken_modules())
+    if not broken:
+        return
     start = time.perf_counter()
-    for module in sorted(run.broken_modules()):
+    for module in broken:
         output = _last_output(run.log.read_text(errors="replace"), module)
         ignored: list[str] = []
         while len(ignored) < _MAX_HUNG:
@@ -386,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="exit 0 whatever the verdict")
     parser.add_argument("--jobs", "-j", type=int, default=2, help="regrtest workers (default 2)")
     parser.add_argument(
-        "--timeout", type=int, default=120, help="seconds per test module (default 120)"
+        "--timeout", type=int, default=90, help="seconds per test module (default 90)"
     )
     parser.add_argument("--seed", type=int, help="regrtest --randseed (default: a random one)")
     parser.add_argument("--out", type=Path, default=Path("build/stdlib-asyncio"))
