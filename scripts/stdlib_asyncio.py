@@ -44,10 +44,15 @@ PTH_LINE = (
 # results are missing or cut short: the worker died with them.
 _BROKEN_MODULE = re.compile(
     r"timed out|crashed|worker non-zero exit code|worker bug|uncaught exception|interrupted"
+    # isolate_hangs's own state, for a module whose tests ended but whose worker then hung.
+    r"|hung"
 )
 _PROGRESS = re.compile(r"\[\s*\d+/\d+(?:/\d+)?\] (test\S+) (.+)$")
 # unittest's verbose line for a test that starts: "test_x (test.test_m.Case.test_x) ..."
 _STARTED = re.compile(r"^\w+ \((test\.[\w.]+)\)", re.MULTILINE)
+# ... and its report of each test that did not pass, after they all ran.
+_FAILED = re.compile(r"^(?:FAIL|ERROR): \w+ \((test\.[\w.]+)\)", re.MULTILINE)
+_RAN = re.compile(r"^Ran \d+ tests? in ", re.MULTILINE)
 # Hung tests looked for per module before giving up on it.
 _MAX_HUNG = 5
 
@@ -289,7 +294,9 @@ def isolate_hangs(settings: Settings, run: Run) -> None:
     A test that hangs (or kills its worker) takes its whole module's junit
     results with it, and --rerun hangs on it again. Its verbose rerun output
     names the test that was running, though: run the module again without it,
-    until it completes, and take that run's results for the module.
+    until it completes, and take that run's results for the module. A worker
+    that hangs after all its tests ended (at exit, say) gets its results read
+    from that verbose output, and the module stays a failure of its own.
     """
     broken = sorted(run.broken_modules())
     if not broken:
@@ -299,6 +306,11 @@ def isolate_hangs(settings: Settings, run: Run) -> None:
         output = _last_output(run.log.read_text(errors="replace"), module)
         ignored: list[str] = []
         while len(ignored) < _MAX_HUNG:
+            if _RAN.search(_before_dump(output)):
+                run.outcomes.update(_verbose_outcomes(output))
+                state = run.module_states[module]
+                run.module_states[module] = f"hung after its tests ran: {state}"
+                break
             test = _last_started(output)
             if test is None or test in ignored:
                 break  # it hung outside any test, or our ignore did not take
@@ -348,11 +360,20 @@ def _progress_of(line: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _last_started(output: str) -> str | None:
+def _before_dump(output: str) -> str:
     # A timeout's traceback dump follows the verbose lines; it names no test.
-    before_dump = output.split("\nTimeout (", 1)[0]
-    started = _STARTED.findall(before_dump)
+    return output.split("\nTimeout (", 1)[0]
+
+
+def _last_started(output: str) -> str | None:
+    started = _STARTED.findall(_before_dump(output))
     return started[-1] if started else None
+
+
+def _verbose_outcomes(output: str) -> dict[str, list[str]]:
+    """Each test's outcome from unittest's verbose output (a skipped test counts as passed)."""
+    failed = set(_FAILED.findall(output))
+    return {test: ["failed" if test in failed else "passed"] for test in _STARTED.findall(output)}
 
 
 # -- the report ----------------------------------------------------------------
