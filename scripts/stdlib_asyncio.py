@@ -393,8 +393,11 @@ def report(verdict: Verdict) -> None:
     for run in (plain, tracked):
         if run.leftovers_killed:
             print(f"  {run.mode}: killed {run.leftovers_killed} processes left behind")
-        if run.isolation_seconds:
-            print(f"  {run.mode}: {run.isolation_seconds:.1f} s more to isolate hung tests")
+        if run.hung:
+            print(
+                f"  {run.mode}: {run.isolation_seconds:.1f} s more to run modules"
+                f" without their {len(run.hung)} hung tests"
+            )
     print(f"  logs: {plain.log.parent}/")
 
 
