@@ -113,7 +113,7 @@ class Verdict:
         failing = self.tracked.failed_finally() | self.tracked.broken_modules()
         excluded = self._failing_plain()
         return self.tracked.describe(
-            name for name in failing if name not in excluded and _module(name) not in excluded
+            name for name in failing if name not in excluded and not _in_any(name, excluded)
         )
 
     @property
@@ -134,10 +134,9 @@ class Verdict:
         return self.tracked.seconds / self.plain.seconds
 
 
-def _module(test_id: str) -> str:
-    """test.test_asyncio.test_tasks.Case.test_x -> test_asyncio.test_tasks"""
-    parts = test_id.split(".")
-    return ".".join(parts[1:3]) if parts[0] == "test" else test_id
+def _in_any(test_id: str, modules: Iterable[str]) -> bool:
+    """Whether the test (test.test_asyncio.test_tasks.Case.test_x) is in one of the modules."""
+    return any(test_id.startswith(f"test.{module}.") for module in modules)
 
 
 # -- the venv ------------------------------------------------------------------
