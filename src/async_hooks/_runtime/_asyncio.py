@@ -38,7 +38,6 @@ import asyncio
 import functools
 import inspect
 import os
-import sys
 import threading
 from collections.abc import Callable
 from contextvars import Context, copy_context
@@ -68,14 +67,22 @@ _handles: dict[int, TrackedResource] = {}
 _TASK_STEP_NAMES = frozenset({"task_wakeup", "_Task__step", "_Task__wakeup", "__step", "__wakeup"})
 
 
+# asyncio's C Task, and its pure-Python twin (which asyncio's own tests and
+# some task factories use).
+_TASK_TYPES: tuple[type, ...] = tuple(
+    {asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task)}
+)
+
+
 def _task_of_step(callback: object) -> asyncio.Task[Any] | None:
     """The task whose step ``callback`` is, else None."""
     owner = getattr(callback, "__self__", None)
-    if not isinstance(owner, asyncio.Task):
+    if not isinstance(owner, _TASK_TYPES):
         return None
+    task: asyncio.Task[Any] = owner  # type: ignore[assignment]  # one of the Task types
     if type(callback).__name__ == "TaskStepMethWrapper":
-        return owner
-    return owner if getattr(callback, "__name__", None) in _TASK_STEP_NAMES else None
+        return task
+    return task if getattr(callback, "__name__", None) in _TASK_STEP_NAMES else None
 
 
 class _TaskCreation(threading.local):
@@ -116,13 +123,16 @@ def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable
         finally:
             _creating.record = outer
         _adopt(task, record)
-        if sys.version_info >= (3, 12):
-            record.context = task.get_context()
+        # A task factory may return any awaitable-like object: only a Task's
+        # context and state are read.
+        get_context = getattr(task, "get_context", None)
+        if get_context is not None:
+            record.context = get_context()
         else:
-            # 3.11 does not expose a task's context: the creator's is what
-            # the task's own started from.
+            # 3.11 does not expose a task's context (nor does an object that
+            # is not a Task): the creator's is what the task's own started from.
             record.context = context if context is not None else copy_context()
-        if task.done():
+        if isinstance(task, asyncio.Future) and task.done():
             # An eager task that finished within its first step.
             _task_finished(record)
         if self.get_debug():
@@ -148,7 +158,8 @@ def _adopt(task: asyncio.Task[Any], record: TrackedResource) -> None:
     if record.filed_in is None:
         record.file(_tasks, task)
     record.attach(task)
-    coro = task.get_coro()
+    get_coro = getattr(task, "get_coro", None)
+    coro = None if get_coro is None else get_coro()
     if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
         # An eager first step (3.12+) ran inside the Task constructor, before
         # init could name the task: its before/after come now, after init.
