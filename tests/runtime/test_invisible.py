@@ -71,11 +71,22 @@ def test_debug_mode_checks_and_source_tracebacks_are_asyncios(recorder: Recorder
     try:
         with pytest.raises(TypeError, match="coroutines cannot be used with call_soon"):
             loop.call_soon(coroutine_function)
-        line = sys._getframe().f_lineno + 1
+
+        def created_on_the_line_before(handle: asyncio.Handle) -> None:
+            line = sys._getframe(1).f_lineno - 1
+            last = asyncio_private(handle, "_source_traceback")[-1]
+            assert (last.filename, last.lineno, last.name) == (__file__, line, test_name)
+            assert f"created at {__file__}:{line}" in repr(handle)
+
+        test_name = "test_debug_mode_checks_and_source_tracebacks_are_asyncios"
         handle = loop.call_soon(callback)
-        last = asyncio_private(handle, "_source_traceback")[-1]
-        assert (last.filename, last.lineno) == (__file__, line)
-        assert f"created at {__file__}:{line}" in repr(handle)
+        created_on_the_line_before(handle)
+        handle = loop.call_soon_threadsafe(callback)
+        created_on_the_line_before(handle)
+        handle = loop.call_later(0, callback)
+        created_on_the_line_before(handle)
+        handle = loop.call_at(loop.time(), callback)
+        created_on_the_line_before(handle)
     finally:
         loop.close()
 

@@ -38,7 +38,9 @@ import asyncio
 import functools
 import inspect
 import os
+import sys
 import threading
+from asyncio import format_helpers
 from collections.abc import Callable
 from contextvars import Context, copy_context
 from typing import Any, TypeVar
@@ -292,8 +294,8 @@ _OUR_DIR = os.path.dirname(os.path.dirname(__file__))
 
 
 def _hide_our_frames(obj: Any) -> None:
-    # Debug mode records where a handle or task was created: the first
-    # frames outside asyncio. Ours sit between asyncio and the user's code.
+    # Debug mode records where a task was created, asyncio's frames taken
+    # out. Ours sit between asyncio and the user's code.
     source = getattr(obj, "_source_traceback", None)
     if source:
         source[:] = [frame for frame in source if not frame.filename.startswith(_OUR_DIR)]
@@ -331,7 +333,10 @@ def _stdlib_schedule(
             finally:
                 _threadsafe_pending -= 1
     if loop.get_debug():
-        _hide_our_frames(handle)
+        # What asyncio records for a handle made by the user's own call: the
+        # stack from that call up (asyncio takes its own frames out, but not
+        # ours, and a nested call_later -> call_at would take out the wrong one).
+        handle._source_traceback = format_helpers.extract_stack(sys._getframe(2))
     return handle
 
 
