@@ -74,10 +74,11 @@ class RequestContextMiddleware:
         self, context: Context, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         scope = ExitStack()
+        incoming_id = environ.get(self._environ_key)
+        if incoming_id is not None:
+            incoming_id = _first_of_list(incoming_id)
         chosen_id = scope.enter_context(
-            request_context(
-                environ.get(self._environ_key), environ.get("HTTP_BAGGAGE"), self._options
-            )
+            request_context(incoming_id, environ.get("HTTP_BAGGAGE"), self._options)
         )
         environ["async_hooks.request_id"] = chosen_id
         try:
@@ -104,6 +105,18 @@ class RequestContextMiddleware:
             return start_response(status, headers, exc_info)
 
         return start_response_with_id
+
+
+def _first_of_list(value: str) -> str:
+    """The first element of a header that the server may have joined from several.
+
+    WSGI has one environ key per header, so servers join repeated headers as
+    ``"first, second"`` (RFC 9110 list syntax). The first one counts, as on
+    ASGI and aiohttp; a valid id never contains a comma, so nothing valid is
+    cut.
+    """
+    first, comma, _ = value.partition(",")
+    return first.strip(" \t") if comma else value
 
 
 class _ResponseInContext:
