@@ -5,7 +5,7 @@ A middleware extracts two header values (its request-id header and the
 the ``request_id`` store holds the request's id and the stores that arrived as
 baggage are entered (the baggage is the carrier of ``_carrier.py``). Values
 from the network are never trusted: an invalid request id is replaced by a
-fresh one and malformed baggage is ignored, each with a warning in the
+fresh one and malformed baggage members are left out, each with a warning in the
 ``async_hooks.integrations`` log.
 """
 
@@ -19,7 +19,7 @@ from typing import cast
 
 from .._policy import Crossing
 from .._validation import require_callable
-from ..errors import InvalidArgValueError, InvalidBaggageError
+from ..errors import InvalidArgValueError
 from ._carrier import choose_request_id, enter_carrier
 from .baggage import decode_baggage
 from .request_id import (
@@ -35,6 +35,8 @@ logger = logging.getLogger("async_hooks.integrations")
 # How much of a rejected value is quoted in the log: enough to recognise it,
 # too little to flood the log; repr() escapes anything that could forge lines.
 _QUOTED_PREFIX = 40
+# How many of a baggage header's problems one log line names.
+_PROBLEMS_SHOWN = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +107,20 @@ def request_context(
 
 
 def _baggage_members(baggage: str) -> dict[str, str]:
-    # Malformed baggage is dropped as a whole, so that a request never fails
-    # on its baggage; the members are checked one by one by enter_carrier.
-    try:
-        return decode_baggage(baggage)
-    except InvalidBaggageError as error:
-        logger.warning("Ignored an invalid baggage header: %s", error)
-        return {}
+    # A malformed member is left out and the others kept, as the W3C
+    # specification asks; the request never fails on its baggage. The members
+    # are checked one by one again by enter_carrier, against the stores.
+    problems: list[str] = []
+    members = decode_baggage(baggage, on_skipped=problems.append)
+    if problems:
+        # One line per header, however many members were bad: a hostile
+        # client cannot make one request write a hundred log lines.
+        shown = "; ".join(problems[:_PROBLEMS_SHOWN])
+        more = len(problems) - _PROBLEMS_SHOWN
+        logger.warning(
+            "Ignored part of a baggage header (%d members kept): %s%s",
+            len(members),
+            shown,
+            f"; and {more} more" if more > 0 else "",
+        )
+    return members

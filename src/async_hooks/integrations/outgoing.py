@@ -19,7 +19,7 @@ from collections.abc import MutableMapping
 
 from ..errors import InvalidBaggageError
 from ._carrier import outgoing_carrier
-from .baggage import BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, encode_baggage
+from .baggage import BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, encode_baggage
 from .request_id import DEFAULT_HEADER, check_header_name
 
 __all__ = ["add_outgoing_headers", "outgoing_headers"]
@@ -31,7 +31,7 @@ def outgoing_headers(*, request_id_header: str = DEFAULT_HEADER) -> dict[str, st
     Raises ``StoreSerializationError`` when a store's value cannot be
     serialized (and its policy says "raise"), ``InvalidBaggageError`` when
     the stores do not fit in a baggage header (a store name that is not an
-    HTTP token, more than 8192 bytes or 180 members).
+    HTTP token, more than 8192 bytes or 64 members).
     """
     if request_id_header is not DEFAULT_HEADER:
         check_header_name(request_id_header)
@@ -69,10 +69,18 @@ def add_outgoing_headers(
             headers[BAGGAGE_HEADER] = baggage
         elif existing != baggage and not existing.endswith("," + baggage):
             combined = f"{existing},{baggage}"
+            # Ours come last, so they are what a receiver would drop: refuse
+            # here instead, where the caller can see it.
             if len(combined) > MAX_BAGGAGE_BYTES:
                 raise InvalidBaggageError(
                     f"Baggage would be {len(combined)} bytes with the header already on the "
                     f"request; the W3C limit is {MAX_BAGGAGE_BYTES}"
+                )
+            members = sum(1 for member in combined.split(",") if member.strip(" \t"))
+            if members > MAX_BAGGAGE_MEMBERS:
+                raise InvalidBaggageError(
+                    f"Baggage would have {members} members with the header already on the "
+                    f"request; the W3C limit is {MAX_BAGGAGE_MEMBERS}"
                 )
             headers[BAGGAGE_HEADER] = combined
     for name, value in ours.items():
