@@ -20,10 +20,11 @@ from opentelemetry.context import Context
 
 from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.integrations.baggage import decode_baggage, encode_baggage
-from async_hooks.integrations.outgoing import add_outgoing_headers
+from async_hooks.integrations.outgoing import OutgoingPolicy, add_outgoing_headers
 from async_hooks.propagation import JSON
 
 propagator = W3CBaggagePropagator()
+LOOPBACK = OutgoingPolicy(allowed_hosts=["127.0.0.1"])
 
 # Tokens that OpenTelemetry reads as they are ('%' and '+' it would decode).
 TOKEN_ALPHABET = "!#$&'*-.^_`|~" + string.ascii_letters + string.digits
@@ -83,7 +84,7 @@ def test_opentelemetrys_baggage_and_ours_share_one_header() -> None:
     # client appends; each side reads everything.
     headers = {"baggage": written_by_opentelemetry({"user.plan": "gold"})}
     with interop_tenant.with_scope("acme"):
-        add_outgoing_headers(headers)
+        add_outgoing_headers(headers, url="http://127.0.0.1/", policy=LOOPBACK)
     assert headers["baggage"] == "user.plan=gold,interop_tenant=%22acme%22"
     assert read_by_opentelemetry(headers["baggage"]) == {
         "user.plan": "gold",

@@ -30,7 +30,13 @@ EXPORTS = {
     "httpx": ["add_context_headers", "add_context_headers_async", "instrument_httpx"],
     "logging": ["StoreFilter"],
     "loguru": ["StorePatcher"],
-    "outgoing": ["add_outgoing_headers", "outgoing_headers"],
+    "outgoing": [
+        "OutgoingPolicy",
+        "add_outgoing_headers",
+        "get_outgoing_policy",
+        "outgoing_headers",
+        "set_outgoing_policy",
+    ],
     "pyee": [
         "AsyncIOEventEmitterAsyncResource",
         "EventEmitterAsyncResource",

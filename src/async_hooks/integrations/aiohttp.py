@@ -13,7 +13,8 @@ that aiohttp itself builds after the middlewares have returned.
 
 Client, built on aiohttp's client tracing: ``on_request_start`` runs in the
 caller's task, before the request is built, with the headers it will be
-built from (kept for every redirect of that call)::
+built from (kept for every redirect of that call), and ``on_request_redirect``
+checks each redirect's target before its request is built::
 
     aiohttp.ClientSession(trace_configs=[context_trace_config()])
 
@@ -32,12 +33,13 @@ try:
     import aiohttp
     from aiohttp import web
     from aiohttp.typedefs import Handler
+    from yarl import URL
 except ImportError as error:
     raise missing_extra(__name__, "aiohttp", extra="aiohttp") from error
 
 from ._server_context import RequestContextOptions, request_context
 from .baggage import BAGGAGE_HEADER
-from .outgoing import add_outgoing_headers
+from .outgoing import OutgoingPolicy, _check_policy, add_outgoing_headers
 from .request_id import DEFAULT_HEADER, check_header_name, new_request_id
 
 __all__ = ["REQUEST_ID_KEY", "context_trace_config", "setup_request_context"]
@@ -104,17 +106,55 @@ def setup_request_context(
 # -- the client --------------------------------------------------------------
 
 
-def context_trace_config(*, request_id_header: str = DEFAULT_HEADER) -> aiohttp.TraceConfig:
-    """A ``TraceConfig`` that adds the context headers to each request of a session."""
+def context_trace_config(
+    *, request_id_header: str = DEFAULT_HEADER, policy: OutgoingPolicy | None = None
+) -> aiohttp.TraceConfig:
+    """A ``TraceConfig`` that adds the context headers to each request of a session.
+
+    ``policy`` decides which hosts get the context (default: the global
+    policy, read at each request). aiohttp sends every redirect of a call
+    with the headers of its first request; the target of each redirect is
+    checked before it is followed, and our headers taken out for a host the
+    policy does not allow (and put back for one it allows).
+    """
     check_header_name(request_id_header)
+    _check_policy(policy)
 
     async def add_context_headers(
         session: aiohttp.ClientSession,
         trace_context: SimpleNamespace,
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
-        add_outgoing_headers(params.headers, request_id_header=request_id_header)
+        add_outgoing_headers(
+            params.headers, url=str(params.url), request_id_header=request_id_header, policy=policy
+        )
+
+    async def check_redirect_target(
+        session: aiohttp.ClientSession,
+        trace_context: SimpleNamespace,
+        params: aiohttp.TraceRequestRedirectParams,
+    ) -> None:
+        # params.headers are the headers aiohttp sends the redirect with.
+        add_outgoing_headers(
+            params.headers,
+            url=_redirect_target(params),
+            request_id_header=request_id_header,
+            policy=policy,
+        )
 
     trace_config = aiohttp.TraceConfig()
     trace_config.on_request_start.append(add_context_headers)
+    trace_config.on_request_redirect.append(check_redirect_target)
     return trace_config
+
+
+def _redirect_target(params: aiohttp.TraceRequestRedirectParams) -> str:
+    """The absolute URL a redirect leads to, or "" (allowed nowhere) when it has none."""
+    location = params.response.headers.get("Location") or params.response.headers.get("URI")
+    if not location:
+        return ""
+    try:
+        return str(params.url.join(URL(location)))
+    except ValueError:
+        # aiohttp refuses such a redirect itself; until then, nothing of ours goes.
+        return ""
