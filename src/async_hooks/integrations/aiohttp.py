@@ -33,6 +33,7 @@ try:
     import aiohttp
     from aiohttp import web
     from aiohttp.typedefs import Handler
+    from multidict import CIMultiDict
     from yarl import URL
 except ImportError as error:
     raise missing_extra(__name__, "aiohttp", extra="aiohttp") from error
@@ -40,7 +41,7 @@ except ImportError as error:
 from ._server_context import RequestContextOptions, request_context
 from .baggage import BAGGAGE_HEADER
 from .outgoing import OutgoingPolicy, _check_policy, add_outgoing_headers
-from .request_id import DEFAULT_HEADER, check_header_name, new_request_id
+from .request_id import DEFAULT_HEADER, check_header_name, is_valid_request_id, new_request_id
 
 __all__ = ["REQUEST_ID_KEY", "context_trace_config", "setup_request_context"]
 
@@ -62,6 +63,8 @@ def setup_request_context(
     header_name: str = DEFAULT_HEADER,
     trust_incoming: bool = True,
     generate_id: Callable[[], str] = new_request_id,
+    validator: Callable[[str], bool] = is_valid_request_id,
+    transformer: Callable[[str], str] | None = None,
     read_baggage: bool = True,
 ) -> None:
     """Give each request of ``app`` its own request context.
@@ -71,13 +74,16 @@ def setup_request_context(
     ``request_id.get_store()`` for the whole handling of the request, comes
     back in the response's ``header_name`` header and is also
     ``request[REQUEST_ID_KEY]``; stores carried by a W3C ``baggage`` header are
-    entered. Call it before the application starts (aiohttp freezes its
-    middlewares then).
+    entered. When the id used is not the one that arrived, the handler gets
+    a clone of the request whose headers hold it. Call it before the
+    application starts (aiohttp freezes its middlewares then).
     """
     options = RequestContextOptions(
         header_name=header_name,
         trust_incoming=trust_incoming,
         generate_id=generate_id,
+        validator=validator,
+        transformer=transformer,
         read_baggage=read_baggage,
     )
 
@@ -88,8 +94,17 @@ def setup_request_context(
         headers = request.headers
         baggage_parts = headers.getall(BAGGAGE_HEADER, ())
         baggage = ",".join(baggage_parts) if baggage_parts else None
-        with request_context(headers.get(header_name), baggage, options) as chosen_id:
+        incoming = headers.getall(header_name, ())
+        with request_context(incoming[0] if incoming else None, baggage, options) as chosen_id:
+            # Set before cloning: a clone copies it, and the responses aiohttp
+            # builds itself (404, 500) are prepared with the original.
             request[REQUEST_ID_KEY] = chosen_id
+            if incoming != [chosen_id]:
+                # The handler reads the id actually used from its request's
+                # headers; a request's headers are read-only, so a clone.
+                replaced = CIMultiDict(headers)
+                replaced[header_name] = chosen_id
+                request = request.clone(headers=replaced)
             return await handler(request)
 
     async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -43,7 +43,7 @@ except ImportError as error:
 
 from .._policy import Crossing, capture_context, warn_skipped
 from ..errors import StoreSerializationWarning
-from ._carrier import enter_carrier, outgoing_carrier
+from ._carrier import accept_valid_id, enter_carrier, outgoing_carrier
 
 __all__ = ["REQUEST_ID_HEADER", "STORES_HEADER", "ContextTask", "context_headers"]
 
@@ -146,6 +146,9 @@ class _TaskRun:
     def __init__(self, task: str) -> None:
         self._task = task
 
+    def accept_id(self, value: object) -> str | None:
+        return accept_valid_id(value)
+
     def fresh_id(self) -> None:
         # No id is made up in the worker: log lines then show no id that no
         # request ever had.
@@ -154,7 +157,7 @@ class _TaskRun:
     def skipped(self, name: str, crossing: Crossing, error: Exception | None) -> None:
         warn_skipped(name, crossing, error)
 
-    def rejected_id(self, value: object, from_header: bool) -> None:
+    def rejected_id(self, value: object, from_header: bool, replacement: str | None) -> None:
         warnings.warn(
             f"{self._task}: the request id in the Celery headers is not valid: "
             f"{repr(value)[:60]}; ignored",
