@@ -181,7 +181,7 @@ def test_hostile_headers_are_skipped_with_a_warning(worker: Path) -> None:
         {STORES_HEADER: {"no_such_store": "1", "celery_tenant": "{not json"}},
         {REQUEST_ID_HEADER: "bad id\nforged log line"},
         # A request id among the stores is checked like the header.
-        {STORES_HEADER: {"request_id": '"second\\nforgery"'}},
+        {STORES_HEADER: {request_id.name: '"second\\nforgery"'}},
     ]
     for headers in bad_headers:
         seen = run(tasks.read_context, headers=headers)
@@ -210,11 +210,11 @@ def test_send_task_by_name_carries_context_headers(worker: Path) -> None:
 
 
 def test_a_request_id_among_the_stores_is_a_checked_fallback(worker: Path) -> None:
-    seen = run(tasks.read_context, headers={STORES_HEADER: {"request_id": '"req-in-stores"'}})
+    seen = run(tasks.read_context, headers={STORES_HEADER: {request_id.name: '"req-in-stores"'}})
     assert seen["request_id"] == "req-in-stores"
     seen = run(
         tasks.read_context,
-        headers={STORES_HEADER: {"request_id": '"ignored"'}, REQUEST_ID_HEADER: "req-header"},
+        headers={STORES_HEADER: {request_id.name: '"ignored"'}, REQUEST_ID_HEADER: "req-header"},
     )
     assert seen["request_id"] == "req-header"
 
@@ -223,7 +223,7 @@ def test_an_invalid_request_id_header_is_not_replaced_by_one_among_the_stores(
     worker: Path,
 ) -> None:
     # The same rule as the servers': the stores' id counts only without a header.
-    headers = {STORES_HEADER: {"request_id": '"from-stores"'}, REQUEST_ID_HEADER: "bad id"}
+    headers = {STORES_HEADER: {request_id.name: '"from-stores"'}, REQUEST_ID_HEADER: "bad id"}
     assert run(tasks.read_context, headers=headers)["request_id"] is None
 
 

@@ -190,8 +190,12 @@ def seen() -> tuple[str | None, Any]:
 
 stores_header = st.one_of(
     json_values,
-    st.dictionaries(st.sampled_from(["fuzz_tenant", "request_id", "other"]), json_values),
-    st.dictionaries(st.sampled_from(["fuzz_tenant", "request_id"]), st.text(max_size=30)),
+    st.dictionaries(
+        st.sampled_from(["fuzz_tenant", "async_hooks.request_id", "other"]), json_values
+    ),
+    st.dictionaries(
+        st.sampled_from(["fuzz_tenant", "async_hooks.request_id"]), st.text(max_size=30)
+    ),
 )
 
 
