@@ -97,6 +97,11 @@ def test_all_is_what_the_module_exports(name: str) -> None:
     assert sorted(public_names(module)) == EXPORTS[name]
 
 
+def test_the_package_exports_setup() -> None:
+    assert async_hooks.integrations.__all__ == ["setup"]
+    assert async_hooks.integrations.setup.__module__ == "async_hooks.integrations"
+
+
 def test_private_modules_have_no_all() -> None:
     # In this project __all__ means "exported": a private module exports nothing.
     private = ["async_hooks._extras"] + [
@@ -104,7 +109,7 @@ def test_private_modules_have_no_all() -> None:
         for info in pkgutil.iter_modules(async_hooks.integrations.__path__)
         if info.name.startswith("_")
     ]
-    assert len(private) == 4  # _extras, _carrier, _fields, _server_context
+    assert len(private) == 5  # _extras, _carrier, _fields, _server_context, _setup
     for name in private:
         assert not hasattr(importlib.import_module(name), "__all__"), name
 
