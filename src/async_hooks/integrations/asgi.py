@@ -103,7 +103,7 @@ class RequestContextMiddleware:
             baggage = ",".join(baggage_parts)
             with request_context(incoming_id, baggage, self._options) as chosen_id:
                 if repeated or chosen_id != incoming_id:
-                    scope = self._with_id(scope, chosen_id)
+                    scope = self._with_id(scope, incoming_id, chosen_id)
                 await self._app(scope, receive, self._sender(send, chosen_id))
             return
         # Most requests carry no baggage: then the request context is one
@@ -117,12 +117,12 @@ class RequestContextMiddleware:
             if rejection is not None:
                 options.rejected_id(*rejection, chosen_id)
             if repeated or chosen_id != incoming_id:
-                scope = self._with_id(scope, chosen_id)
+                scope = self._with_id(scope, incoming_id, chosen_id)
             await self._app(scope, receive, self._sender(send, chosen_id))
         finally:
             _storage._reset(request_id, token)
 
-    def _with_id(self, scope: Scope, chosen_id: str) -> Scope:
+    def _with_id(self, scope: Scope, incoming_id: str | None, chosen_id: str) -> Scope:
         """A copy of ``scope`` whose request headers hold ``chosen_id``, once.
 
         The application then reads the id actually used from its own request
@@ -130,8 +130,12 @@ class RequestContextMiddleware:
         was.
         """
         header_key = self._header_key
+        header = (header_key, chosen_id.encode("latin-1"))
+        if incoming_id is None:
+            # The common case (clients that send no id): nothing to take out.
+            return {**scope, "headers": [*scope["headers"], header]}
         headers = [(key, value) for key, value in scope["headers"] if key != header_key]
-        headers.append((header_key, chosen_id.encode("latin-1")))
+        headers.append(header)
         return {**scope, "headers": headers}
 
     def _sender(self, send: Send, chosen_id: str) -> Send:
