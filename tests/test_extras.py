@@ -26,6 +26,9 @@ NEEDS = [
     ("async_hooks.integrations.gevent", "gevent", "gevent", "gevent"),
     # gevent cannot start without greenlet, which the same extra brings.
     ("async_hooks.integrations.gevent", "gevent", "greenlet", "gevent"),
+    ("async_hooks.integrations.opentelemetry", "opentelemetry", "opentelemetry", "otel"),
+    # The span processor needs the SDK, which the same extra brings.
+    ("async_hooks.integrations.opentelemetry", "opentelemetry", "opentelemetry.sdk", "otel"),
     ("async_hooks.trio", "trio", "trio", "trio"),
 ]
 

@@ -37,6 +37,12 @@ EXPORTS = {
     "httpx": ["add_context_headers", "add_context_headers_async", "instrument_httpx"],
     "logging": ["StoreFilter"],
     "loguru": ["StorePatcher"],
+    "opentelemetry": [
+        "AsyncHooksRuntimeContext",
+        "StoreSpanAttributes",
+        "TraceFilter",
+        "opentelemetry_context",
+    ],
     "outgoing": [
         "OutgoingPolicy",
         "add_outgoing_headers",
@@ -109,7 +115,8 @@ def test_private_modules_have_no_all() -> None:
         for info in pkgutil.iter_modules(async_hooks.integrations.__path__)
         if info.name.startswith("_")
     ]
-    assert len(private) == 5  # _extras, _carrier, _fields, _server_context, _setup
+    # _extras, _carrier, _fields, _otel_context, _server_context, _setup
+    assert len(private) == 6
     for name in private:
         assert not hasattr(importlib.import_module(name), "__all__"), name
 

@@ -34,6 +34,7 @@ OPTIONAL = [
     "greenlet",
     "httpx",
     "loguru",
+    "opentelemetry",
     "pyee",
     "pythonjsonlogger",
     "requests",

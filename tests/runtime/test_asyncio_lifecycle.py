@@ -109,7 +109,7 @@ def test_future_resolution_is_reported_inside_the_resolving_step(
     assert names.index(("before", handle_id)) < resolved < names.index(("after", handle_id))
 
 
-def test_a_tracked_future_looks_like_a_future(run_async: RunAsync, recorder: Recorder) -> None:
+def test_a_tracked_future_is_asyncio_s_own_future(run_async: RunAsync, recorder: Recorder) -> None:
     async def main() -> list[tuple[str, str]]:
         loop = asyncio.get_running_loop()
         tracked, bare = loop.create_future(), asyncio.Future[str](loop=loop)
@@ -117,7 +117,7 @@ def test_a_tracked_future_looks_like_a_future(run_async: RunAsync, recorder: Rec
         tracked.set_result("done")
         bare.set_result("done")
         reprs.append((repr(tracked), repr(bare)))
-        assert type(tracked) is not asyncio.Future
+        assert type(tracked) is type(bare)
         assert recorder.inits[recorder.id_of(tracked)].type == "Future"
         return reprs
 
@@ -134,18 +134,44 @@ def test_future_rejected_or_cancelled_resolves_too(
     async def main() -> None:
         future = asyncio.get_running_loop().create_future()
         futures.append(future)
+
+        async def wait() -> Any:
+            return await future
+
+        waiter = asyncio.create_task(wait())  # a task waits: done-callbacks will be due
+        await asyncio.sleep(0)
         if how == "exception":
             future.set_exception(ValueError("no"))
             with pytest.raises(ValueError, match="no"):
-                await future
+                await waiter
         else:
             assert future.cancel()
             assert not future.cancel()
             with pytest.raises(asyncio.CancelledError):
-                await future
+                await waiter
 
     run_async(main)
     assert recorder.of(recorder.id_of(futures[0])) == ["init", "promise_resolve", "destroy"]
+
+
+def test_a_future_resolved_before_anyone_waits_is_destroyed_when_collected(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    # asyncio's own Future has no hook for its resolution: it is seen when
+    # the future schedules its done-callbacks, and here there are none.
+    ids: list[int] = []
+
+    async def main() -> None:
+        future = asyncio.get_running_loop().create_future()
+        ids.append(recorder.id_of(future))
+        recorder.inits[ids[0]].resource = None  # the recorder must not keep it alive
+        future.set_result(1)
+        assert await future == 1
+
+    run_async(main)
+    gc.collect()
+    flush_pending_destroys()
+    assert recorder.of(ids[0]) == ["init", "destroy"]
 
 
 def test_call_soon_handle_runs_in_its_own_scope(run_async: RunAsync, recorder: Recorder) -> None:
