@@ -75,7 +75,11 @@ class ResourceDestroyedError(AsyncHooksError, RuntimeError):
 
 
 class InvalidBaggageError(AsyncHooksError, ValueError):
-    """A W3C ``baggage`` header that is malformed or over the W3C size limits."""
+    """Stores that cannot go in a W3C ``baggage`` header: a key not a token, or too much.
+
+    Raised by the sender only; a received header never raises, its bad members
+    are left out.
+    """
 
     code = "ERR_INVALID_BAGGAGE"
 

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery, Task  # type: ignore[import-untyped]  # celery ships no types
 
 from async_hooks import AsyncLocalStorage, Crossing
-from async_hooks.integrations.celery import ContextTask
+from async_hooks.integrations.celery import ContextTask, parent_task_id, task_id
 from async_hooks.integrations.request_id import request_id
 from async_hooks.propagation import JSON
 
@@ -63,6 +63,8 @@ def current_context() -> dict[str, Any]:
         "local_only": local_only.get_store(),
         "request_id": request_id.get_store(),
         "plain_var": plain_var.get(),
+        "task_id_store": task_id.get_store(),
+        "parent_task_id_store": parent_task_id.get_store(),
     }
 
 

@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that answers with the headers it received.
 
 ``GET /echo`` returns the request headers as JSON (names lowercased);
-``GET /redirect`` answers 302 to ``/echo``, to check what a client re-sends.
+``GET /redirect`` answers 302 to ``/echo``, and ``GET /redirect?to=URL`` 302
+to ``URL`` (another server, say), to check what a client re-sends.
 It runs in a thread, so sync and async clients alike can call it.
 """
 
@@ -12,15 +13,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 
 class _EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        if self.path == "/redirect":
+        path, _, query = self.path.partition("?")
+        if path == "/redirect":
+            target = parse_qs(query).get("to", ["/echo"])[0]
             self.send_response(302)
-            self.send_header("Location", "/echo")
+            self.send_header("Location", target)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return

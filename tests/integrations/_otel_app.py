@@ -37,8 +37,13 @@ from async_hooks.integrations.celery import ContextTask
 from async_hooks.integrations.httpx import instrument_httpx
 from async_hooks.integrations.logging import StoreFilter
 from async_hooks.integrations.opentelemetry import StoreSpanAttributes, TraceFilter
+from async_hooks.integrations.outgoing import OutgoingPolicy, set_outgoing_policy
 from async_hooks.integrations.request_id import request_id
 from async_hooks.propagation import JSON, start_process
+
+# The services are ours, on loopback: the stores (and so the trace) may go
+# to them. By default the outgoing policy sends the stores to no host.
+set_outgoing_policy(OutgoingPolicy(allowed_hosts=["127.0.0.1"]))
 
 # Declared: becomes a span attribute everywhere the spans are started.
 tenant = AsyncLocalStorage[str](name="otel_tenant", crosses=Crossing.ALL, serializer=JSON)

@@ -7,13 +7,14 @@ whole module.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Task  # type: ignore[import-untyped]  # celery ships no types
+from celery import Celery, Task  # type: ignore[import-untyped]  # celery ships no types
 
 from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.errors import StoreSerializationError
@@ -22,7 +23,10 @@ from async_hooks.integrations.celery import (
     STORES_HEADER,
     ContextTask,
     context_headers,
+    parent_task_id,
+    task_id,
 )
+from async_hooks.integrations.logging import StoreFilter
 from async_hooks.integrations.request_id import request_id
 from async_hooks.propagation import JSON
 
@@ -105,6 +109,36 @@ def test_declared_stores_and_request_id_cross_to_the_worker(worker: Path) -> Non
     assert seen["task_id"] == result.id
 
 
+def test_the_task_ids_are_stores_for_log_fields(worker: Path) -> None:
+    result = tasks.read_context.apply_async(parent_id="parent-1")
+    seen = result.get(timeout=RESULT_TIMEOUT)
+    assert (seen["task_id_store"], seen["parent_task_id_store"]) == (result.id, "parent-1")
+    steps = (tasks.chain_step.s() | tasks.chain_step.s()).delay().get(timeout=RESULT_TIMEOUT)
+    # The second step of a chain is sent by the first: that is its parent.
+    assert steps[1]["parent_task_id_store"] == steps[0]["task_id_store"]
+    assert task_id.get_store() is None  # nothing of a task's run is seen here
+
+
+def test_task_ids_on_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    app = Celery("log_fields")
+
+    @app.task(base=ContextTask, name="log_fields.logs")  # type: ignore[untyped-decorator]  # celery ships no types
+    def logs() -> None:
+        logging.getLogger("log_fields").warning("inside the task")
+
+    fields = StoreFilter({"task_id": task_id, "parent_task_id": parent_task_id})
+    caplog.handler.addFilter(fields)
+    try:
+        with caplog.at_level(logging.WARNING, logger="log_fields"):
+            logs.apply(task_id="task-1")  # sent by no task: no parent
+            logging.getLogger("log_fields").warning("outside")
+    finally:
+        caplog.handler.removeFilter(fields)
+    inside, outside = caplog.records
+    assert (inside.task_id, inside.parent_task_id) == ("task-1", "-")  # type: ignore[attr-defined]
+    assert (outside.task_id, outside.parent_task_id) == ("-", "-")  # type: ignore[attr-defined]
+
+
 def test_stores_do_not_reach_the_next_task(worker: Path) -> None:
     with tasks.tenant.with_scope("acme"), request_id.with_scope("req-1"):
         assert run(tasks.read_context)["tenant"] == "acme"
@@ -147,7 +181,7 @@ def test_hostile_headers_are_skipped_with_a_warning(worker: Path) -> None:
         {STORES_HEADER: {"no_such_store": "1", "celery_tenant": "{not json"}},
         {REQUEST_ID_HEADER: "bad id\nforged log line"},
         # A request id among the stores is checked like the header.
-        {STORES_HEADER: {"request_id": '"second\\nforgery"'}},
+        {STORES_HEADER: {request_id.name: '"second\\nforgery"'}},
     ]
     for headers in bad_headers:
         seen = run(tasks.read_context, headers=headers)
@@ -176,11 +210,11 @@ def test_send_task_by_name_carries_context_headers(worker: Path) -> None:
 
 
 def test_a_request_id_among_the_stores_is_a_checked_fallback(worker: Path) -> None:
-    seen = run(tasks.read_context, headers={STORES_HEADER: {"request_id": '"req-in-stores"'}})
+    seen = run(tasks.read_context, headers={STORES_HEADER: {request_id.name: '"req-in-stores"'}})
     assert seen["request_id"] == "req-in-stores"
     seen = run(
         tasks.read_context,
-        headers={STORES_HEADER: {"request_id": '"ignored"'}, REQUEST_ID_HEADER: "req-header"},
+        headers={STORES_HEADER: {request_id.name: '"ignored"'}, REQUEST_ID_HEADER: "req-header"},
     )
     assert seen["request_id"] == "req-header"
 
@@ -189,7 +223,7 @@ def test_an_invalid_request_id_header_is_not_replaced_by_one_among_the_stores(
     worker: Path,
 ) -> None:
     # The same rule as the servers': the stores' id counts only without a header.
-    headers = {STORES_HEADER: {"request_id": '"from-stores"'}, REQUEST_ID_HEADER: "bad id"}
+    headers = {STORES_HEADER: {request_id.name: '"from-stores"'}, REQUEST_ID_HEADER: "bad id"}
     assert run(tasks.read_context, headers=headers)["request_id"] is None
 
 

@@ -30,7 +30,12 @@ from async_hooks.integrations.httpx import (
     add_context_headers_async,
     instrument_httpx,
 )
-from async_hooks.integrations.outgoing import add_outgoing_headers, outgoing_headers
+from async_hooks.integrations.outgoing import (
+    OutgoingPolicy,
+    add_outgoing_headers,
+    outgoing_headers,
+    set_outgoing_policy,
+)
 from async_hooks.integrations.request_id import request_id
 from async_hooks.integrations.requests import ContextAdapter, instrument_requests
 from async_hooks.propagation import JSON
@@ -59,6 +64,17 @@ RunAsync = Callable[[Callable[[], Awaitable[Any]]], Any]
 def base_url() -> Iterator[str]:
     with echo_server() as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed() -> Iterator[None]:
+    # The echo server is ours: let the stores go to it (by default they go
+    # to no host; test_outgoing_policy.py tests that).
+    previous = set_outgoing_policy(OutgoingPolicy(allowed_hosts=["127.0.0.1"]))
+    try:
+        yield
+    finally:
+        set_outgoing_policy(previous)
 
 
 # One sender per client library. The sync clients block the loop while they
@@ -287,9 +303,9 @@ def test_bad_arguments_are_named() -> None:
         with pytest.raises(InvalidArgValueError, match="not a valid HTTP header name"):
             context_trace_config(request_id_header=bad_name)
         with pytest.raises(InvalidArgValueError, match="not a valid HTTP header name"):
-            outgoing_headers(request_id_header=bad_name)
+            outgoing_headers(url="http://127.0.0.1/", request_id_header=bad_name)
     with pytest.raises(InvalidArgTypeError, match="request_id_header"):
-        outgoing_headers(request_id_header=b"X-Id")  # type: ignore[arg-type]
+        outgoing_headers(url="http://127.0.0.1/", request_id_header=b"X-Id")  # type: ignore[arg-type]
 
 
 def test_context_adapter_keeps_http_adapter_options() -> None:
@@ -301,12 +317,16 @@ def test_context_adapter_keeps_http_adapter_options() -> None:
 
 
 def test_outgoing_headers_for_any_other_client() -> None:
-    assert outgoing_headers() == {}
+    url = "http://127.0.0.1:8000/"
+    assert outgoing_headers(url=url) == {}
     with tenant.with_scope("acme"), request_id.with_scope("req-1"):
-        assert outgoing_headers() == {
+        assert outgoing_headers(url=url) == {
             "baggage": "clients_tenant=%22acme%22",
             "X-Request-ID": "req-1",
         }
         headers = {"baggage": "k=" + "v" * 8180}
-        with pytest.raises(InvalidBaggageError, match="already on the request"):
-            add_outgoing_headers(headers)
+        with pytest.raises(InvalidBaggageError, match="8208 bytes with the header already on"):
+            add_outgoing_headers(headers, url=url)
+        headers = {"baggage": ",".join(f"k{n}=v" for n in range(64))}
+        with pytest.raises(InvalidBaggageError, match="65 members with the header already on"):
+            add_outgoing_headers(headers, url=url)

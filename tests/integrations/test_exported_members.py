@@ -25,7 +25,14 @@ EXPORTS = {
         "encode_baggage",
     ],
     "blinker": ["RECEIVER_RESOURCE_TYPE", "connect_in_context"],
-    "celery": ["ContextTask", "REQUEST_ID_HEADER", "STORES_HEADER", "context_headers"],
+    "celery": [
+        "ContextTask",
+        "REQUEST_ID_HEADER",
+        "STORES_HEADER",
+        "context_headers",
+        "parent_task_id",
+        "task_id",
+    ],
     "gevent": ["ContextGreenlet", "greenlet_in_context", "spawn", "spawn_later"],
     "httpx": ["add_context_headers", "add_context_headers_async", "instrument_httpx"],
     "logging": ["StoreFilter"],
@@ -36,7 +43,13 @@ EXPORTS = {
         "TraceFilter",
         "opentelemetry_context",
     ],
-    "outgoing": ["add_outgoing_headers", "outgoing_headers"],
+    "outgoing": [
+        "OutgoingPolicy",
+        "add_outgoing_headers",
+        "get_outgoing_policy",
+        "outgoing_headers",
+        "set_outgoing_policy",
+    ],
     "pyee": [
         "AsyncIOEventEmitterAsyncResource",
         "EventEmitterAsyncResource",
@@ -90,6 +103,11 @@ def test_all_is_what_the_module_exports(name: str) -> None:
     assert sorted(public_names(module)) == EXPORTS[name]
 
 
+def test_the_package_exports_setup() -> None:
+    assert async_hooks.integrations.__all__ == ["setup"]
+    assert async_hooks.integrations.setup.__module__ == "async_hooks.integrations"
+
+
 def test_private_modules_have_no_all() -> None:
     # In this project __all__ means "exported": a private module exports nothing.
     private = ["async_hooks._extras"] + [
@@ -97,7 +115,8 @@ def test_private_modules_have_no_all() -> None:
         for info in pkgutil.iter_modules(async_hooks.integrations.__path__)
         if info.name.startswith("_")
     ]
-    assert len(private) == 5  # _extras, _carrier, _fields, _otel_context, _server_context
+    # _extras, _carrier, _fields, _otel_context, _server_context, _setup
+    assert len(private) == 6
     for name in private:
         assert not hasattr(importlib.import_module(name), "__all__"), name
 

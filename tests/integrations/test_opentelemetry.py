@@ -152,7 +152,10 @@ def test_one_trace_across_services_pool_process_and_celery(
     # So is OpenTelemetry's baggage, which crosses with the span.
     for name in ["a.checkout", "b.order", "b.pool", "process.job", "celery.charge"]:
         attributes = spans[name].attributes
-        assert (attributes["otel_tenant"], attributes["request_id"]) == ("acme", "req-otel-1")
+        assert (attributes["otel_tenant"], attributes["async_hooks.request_id"]) == (
+            "acme",
+            "req-otel-1",
+        )
         assert attributes["baggage.cart"] == "42", name
     # A log line of B: the request id next to the trace and span ids.
     b = seen["b"]
@@ -250,7 +253,7 @@ def test_the_documented_example_runs(receiver: Receiver, tmp_path: Path) -> None
     assert checkout.parent_span_id == ""
     assert child_of(charge, checkout)
     for span in (checkout, charge):
-        assert span.attributes == {"tenant": "acme", "request_id": "req-1"}
+        assert span.attributes == {"tenant": "acme", "async_hooks.request_id": "req-1"}
     assert result.stdout == "AsyncHooksRuntimeContext\n"
     assert result.stderr == f"req-1 trace={charge.trace_id} span={charge.span_id} charging 42\n"
 

@@ -10,13 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from async_hooks import Crossing
+from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.integrations.request_id import (
     DEFAULT_HEADER,
     is_valid_request_id,
     new_request_id,
     request_id,
 )
+from async_hooks.propagation import JSON
 
 
 def test_new_ids_are_random_uuid4_in_hex() -> None:
@@ -78,8 +79,14 @@ def test_non_text_is_never_valid() -> None:
     assert not is_valid_request_id(None)  # type: ignore[arg-type]
 
 
+def test_a_users_store_named_request_id_does_not_clash() -> None:
+    mine = AsyncLocalStorage[str](name="request_id", crosses=Crossing.ALL, serializer=JSON)
+    with mine.with_scope("user's"), request_id.with_scope("ours"):
+        assert (mine.get_store(), request_id.get_store()) == ("user's", "ours")
+
+
 def test_the_store_is_declared_to_cross_everything() -> None:
-    assert request_id.name == "request_id"
+    assert request_id.name == "async_hooks.request_id"
     assert request_id.crosses == Crossing.ALL
     assert request_id.serializer is not None
     assert request_id.serializer.loads(request_id.serializer.dumps("abc")) == "abc"

@@ -194,3 +194,17 @@ def test_a_list_body_is_given_to_the_server_as_it_is() -> None:
     # waitress sizes a one-item list itself: the list reached it unwrapped.
     assert response.headers["content-length"] == "5"
     assert seen == ["listed"]
+
+
+def test_the_first_of_repeated_request_id_headers_counts(
+    base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # waitress, like every WSGI server (PEP 3333 has one environ key per
+    # header), joins repeated headers as "first, second".
+    with caplog.at_level(logging.WARNING, logger="async_hooks.integrations"):
+        response = httpx.get(
+            f"{base_url}/", headers=[("X-Request-ID", "first-id"), ("X-Request-ID", "second-id")]
+        )
+    assert response.json()["seen"] == "first-id"
+    assert response.headers["x-request-id"] == "first-id"
+    assert not [r for r in caplog.records if r.name == "async_hooks.integrations"]

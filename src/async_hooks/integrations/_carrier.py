@@ -63,6 +63,10 @@ class Receiver(Protocol[FreshId_co]):
         """False: an incoming request id is never used."""
         ...
 
+    def accept_id(self, value: object) -> str | None:
+        """The request id to use for an incoming ``value``, or None to refuse it."""
+        ...
+
     def fresh_id(self) -> FreshId_co:
         """The request id to enter when none usable arrived (None: enter none)."""
         ...
@@ -71,26 +75,44 @@ class Receiver(Protocol[FreshId_co]):
         """Report a store member left out (the ``on_skipped`` of ``_policy.load_carrier``)."""
         ...
 
-    def rejected_id(self, value: object, from_header: bool) -> None:
-        """Report an invalid incoming request id: the header's, or the one among the stores."""
+    def rejected_id(self, value: object, from_header: bool, replacement: str | None) -> None:
+        """Report an invalid incoming request id, from inside the context of ``replacement``.
+
+        ``value`` came in the request-id header (``from_header``) or among
+        the stores; ``replacement`` is the id entered instead (None: none).
+        """
         ...
+
+
+#: What choose_request_id refused, to report once the replacement is entered:
+#: ``(value, from_header)``, or None when nothing was refused.
+Rejection = tuple[object, bool] | None
 
 
 def choose_request_id(
     header_id: object, receiver: Receiver[FreshId], stores_id: object = None
-) -> str | FreshId:
-    """The incoming request id when ``receiver`` trusts it and it is valid, else a fresh one.
+) -> tuple[str | FreshId, Rejection]:
+    """The request id to enter, and what was refused on the way (to report it later).
 
-    The header's id wins; the id from among the stores counts only when no
-    header came. An id that is not valid is reported and never used.
+    The incoming id when ``receiver`` trusts incoming ids and accepts it,
+    else a fresh one. The header's id wins; the id from among the stores
+    counts only when no header came. A refused id is never used: the caller
+    reports it with ``receiver.rejected_id`` once the replacement is entered,
+    so that the report is logged in the request's context.
     """
     if receiver.trust_incoming:
         incoming = stores_id if header_id is None else header_id
         if incoming is not None:
-            if isinstance(incoming, str) and is_valid_request_id(incoming):
-                return incoming
-            receiver.rejected_id(incoming, header_id is not None)
-    return receiver.fresh_id()
+            accepted = receiver.accept_id(incoming)
+            if accepted is not None:
+                return accepted, None
+            return receiver.fresh_id(), (incoming, header_id is not None)
+    return receiver.fresh_id(), None
+
+
+def accept_valid_id(value: object) -> str | None:
+    """``value`` when it is a valid request id (``is_valid_request_id``), else None."""
+    return value if isinstance(value, str) and is_valid_request_id(value) else None
 
 
 @contextmanager
@@ -103,16 +125,20 @@ def enter_carrier(
     the id of the carrier's request-id header (None when it has none). Only
     members named after a live store declared to cross ``Crossing.REMOTE``
     whose text loads are entered; the request id is chosen by
-    :func:`choose_request_id` and entered last. Nothing entered outlives the
-    block, also when it raises.
+    :func:`choose_request_id` and entered last, and a refused one reported
+    inside. Nothing entered outlives the block, also when it raises.
     """
     values = load_carrier(members, Crossing.REMOTE, receiver.skipped)
     # Never entered as it came: a request id among the stores is only the
     # fallback for the header's, with the same checks.
-    chosen_id = choose_request_id(header_id, receiver, values.pop(request_id, None))
+    chosen_id, rejection = choose_request_id(header_id, receiver, values.pop(request_id, None))
     with enter_stores(values):
         if chosen_id is None:
+            if rejection is not None:
+                receiver.rejected_id(*rejection, None)
             yield chosen_id
         else:
             with request_id.with_scope(chosen_id):
+                if rejection is not None:
+                    receiver.rejected_id(*rejection, chosen_id)
                 yield chosen_id

@@ -13,7 +13,8 @@ that aiohttp itself builds after the middlewares have returned.
 
 Client, built on aiohttp's client tracing: ``on_request_start`` runs in the
 caller's task, before the request is built, with the headers it will be
-built from (kept for every redirect of that call)::
+built from (kept for every redirect of that call), and ``on_request_redirect``
+checks each redirect's target before its request is built::
 
     aiohttp.ClientSession(trace_configs=[context_trace_config()])
 
@@ -32,13 +33,15 @@ try:
     import aiohttp
     from aiohttp import web
     from aiohttp.typedefs import Handler
+    from multidict import CIMultiDict
+    from yarl import URL
 except ImportError as error:
     raise missing_extra(__name__, "aiohttp", extra="aiohttp") from error
 
 from ._server_context import RequestContextOptions, request_context
 from .baggage import BAGGAGE_HEADER
-from .outgoing import add_outgoing_headers
-from .request_id import DEFAULT_HEADER, check_header_name, new_request_id
+from .outgoing import OutgoingPolicy, _check_policy, add_outgoing_headers
+from .request_id import DEFAULT_HEADER, check_header_name, is_valid_request_id, new_request_id
 
 __all__ = ["REQUEST_ID_KEY", "context_trace_config", "setup_request_context"]
 
@@ -60,6 +63,8 @@ def setup_request_context(
     header_name: str = DEFAULT_HEADER,
     trust_incoming: bool = True,
     generate_id: Callable[[], str] = new_request_id,
+    validator: Callable[[str], bool] = is_valid_request_id,
+    transformer: Callable[[str], str] | None = None,
     read_baggage: bool = True,
 ) -> None:
     """Give each request of ``app`` its own request context.
@@ -69,13 +74,16 @@ def setup_request_context(
     ``request_id.get_store()`` for the whole handling of the request, comes
     back in the response's ``header_name`` header and is also
     ``request[REQUEST_ID_KEY]``; stores carried by a W3C ``baggage`` header are
-    entered. Call it before the application starts (aiohttp freezes its
-    middlewares then).
+    entered. When the id used is not the one that arrived, the handler gets
+    a clone of the request whose headers hold it. Call it before the
+    application starts (aiohttp freezes its middlewares then).
     """
     options = RequestContextOptions(
         header_name=header_name,
         trust_incoming=trust_incoming,
         generate_id=generate_id,
+        validator=validator,
+        transformer=transformer,
         read_baggage=read_baggage,
     )
 
@@ -86,8 +94,17 @@ def setup_request_context(
         headers = request.headers
         baggage_parts = headers.getall(BAGGAGE_HEADER, ())
         baggage = ",".join(baggage_parts) if baggage_parts else None
-        with request_context(headers.get(header_name), baggage, options) as chosen_id:
+        incoming = headers.getall(header_name, ())
+        with request_context(incoming[0] if incoming else None, baggage, options) as chosen_id:
+            # Set before cloning: a clone copies it, and the responses aiohttp
+            # builds itself (404, 500) are prepared with the original.
             request[REQUEST_ID_KEY] = chosen_id
+            if incoming != [chosen_id]:
+                # The handler reads the id actually used from its request's
+                # headers; a request's headers are read-only, so a clone.
+                replaced = CIMultiDict(headers)
+                replaced[header_name] = chosen_id
+                request = request.clone(headers=replaced)
             return await handler(request)
 
     async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -104,17 +121,55 @@ def setup_request_context(
 # -- the client --------------------------------------------------------------
 
 
-def context_trace_config(*, request_id_header: str = DEFAULT_HEADER) -> aiohttp.TraceConfig:
-    """A ``TraceConfig`` that adds the context headers to each request of a session."""
+def context_trace_config(
+    *, request_id_header: str = DEFAULT_HEADER, policy: OutgoingPolicy | None = None
+) -> aiohttp.TraceConfig:
+    """A ``TraceConfig`` that adds the context headers to each request of a session.
+
+    ``policy`` decides which hosts get the context (default: the global
+    policy, read at each request). aiohttp sends every redirect of a call
+    with the headers of its first request; the target of each redirect is
+    checked before it is followed, and our headers taken out for a host the
+    policy does not allow (and put back for one it allows).
+    """
     check_header_name(request_id_header)
+    _check_policy(policy)
 
     async def add_context_headers(
         session: aiohttp.ClientSession,
         trace_context: SimpleNamespace,
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
-        add_outgoing_headers(params.headers, request_id_header=request_id_header)
+        add_outgoing_headers(
+            params.headers, url=str(params.url), request_id_header=request_id_header, policy=policy
+        )
+
+    async def check_redirect_target(
+        session: aiohttp.ClientSession,
+        trace_context: SimpleNamespace,
+        params: aiohttp.TraceRequestRedirectParams,
+    ) -> None:
+        # params.headers are the headers aiohttp sends the redirect with.
+        add_outgoing_headers(
+            params.headers,
+            url=_redirect_target(params),
+            request_id_header=request_id_header,
+            policy=policy,
+        )
 
     trace_config = aiohttp.TraceConfig()
     trace_config.on_request_start.append(add_context_headers)
+    trace_config.on_request_redirect.append(check_redirect_target)
     return trace_config
+
+
+def _redirect_target(params: aiohttp.TraceRequestRedirectParams) -> str:
+    """The absolute URL a redirect leads to, or "" (allowed nowhere) when it has none."""
+    location = params.response.headers.get("Location") or params.response.headers.get("URI")
+    if not location:
+        return ""
+    try:
+        return str(params.url.join(URL(location)))
+    except ValueError:
+        # aiohttp refuses such a redirect itself; until then, nothing of ours goes.
+        return ""

@@ -17,7 +17,7 @@ from typing import Any
 from .. import _storage
 from ._carrier import choose_request_id
 from ._server_context import RequestContextOptions, request_context
-from .request_id import DEFAULT_HEADER, new_request_id, request_id
+from .request_id import DEFAULT_HEADER, is_valid_request_id, new_request_id, request_id
 
 __all__ = ["ASGIApp", "Message", "Receive", "RequestContextMiddleware", "Scope", "Send"]
 
@@ -40,11 +40,13 @@ class RequestContextMiddleware:
 
     For the whole request, including streamed bodies, background tasks and
     exception handlers, ``request_id.get_store()`` is the request's id: the
-    incoming ``header_name`` header when it is valid (1-128 characters of
-    ``[A-Za-z0-9._-]``), else a fresh id, with a warning in the log for an
-    invalid one. The id is returned in the response's ``header_name`` header
-    unless the app set that header itself. Stores carried by a W3C
-    ``baggage`` header are entered too (see docs/integrations.md).
+    incoming ``header_name`` header when ``validator`` accepts it (by default
+    1-128 characters of ``[A-Za-z0-9._-]``), passed through ``transformer``
+    if one is given, else a fresh id, with a warning logged in the request's
+    context for an invalid one. The request headers the app sees hold the id
+    used, and it is returned in the response's ``header_name`` header unless
+    the app set that header itself. Stores carried by a W3C ``baggage``
+    header are entered too (see docs/integrations.md).
 
     Lifespan and other scope types pass through untouched. Exception handlers
     that run outside this middleware (Starlette's handler for a bare
@@ -61,6 +63,8 @@ class RequestContextMiddleware:
         header_name: str = DEFAULT_HEADER,
         trust_incoming: bool = True,
         generate_id: Callable[[], str] = new_request_id,
+        validator: Callable[[str], bool] = is_valid_request_id,
+        transformer: Callable[[str], str] | None = None,
         read_baggage: bool = True,
     ) -> None:
         self._app = app
@@ -68,6 +72,8 @@ class RequestContextMiddleware:
             header_name=header_name,
             trust_incoming=trust_incoming,
             generate_id=generate_id,
+            validator=validator,
+            transformer=transformer,
             read_baggage=read_baggage,
         )
         # ASGI servers give header names lowercased, as bytes.
@@ -79,6 +85,7 @@ class RequestContextMiddleware:
             return
         header_key = self._header_key
         incoming_id: str | None = None
+        repeated = False
         baggage_parts: list[str] | None = None
         for key, value in scope["headers"]:
             # The first request-id header counts; several baggage headers are
@@ -86,6 +93,8 @@ class RequestContextMiddleware:
             if key == header_key:
                 if incoming_id is None:
                     incoming_id = value.decode("latin-1")
+                else:
+                    repeated = True
             elif key == _BAGGAGE:
                 if baggage_parts is None:
                     baggage_parts = []
@@ -93,18 +102,41 @@ class RequestContextMiddleware:
         if baggage_parts is not None:
             baggage = ",".join(baggage_parts)
             with request_context(incoming_id, baggage, self._options) as chosen_id:
+                if repeated or chosen_id != incoming_id:
+                    scope = self._with_id(scope, incoming_id, chosen_id)
                 await self._app(scope, receive, self._sender(send, chosen_id))
             return
         # Most requests carry no baggage: then the request context is one
         # variable set and reset, done here without request_context's
         # context-manager objects, which would cost as much again as the rest
         # of the middleware.
-        chosen_id = choose_request_id(incoming_id, self._options)
+        options = self._options
+        chosen_id, rejection = choose_request_id(incoming_id, options)
         token = _storage._set(request_id, chosen_id)
         try:
+            if rejection is not None:
+                options.rejected_id(*rejection, chosen_id)
+            if repeated or chosen_id != incoming_id:
+                scope = self._with_id(scope, incoming_id, chosen_id)
             await self._app(scope, receive, self._sender(send, chosen_id))
         finally:
             _storage._reset(request_id, token)
+
+    def _with_id(self, scope: Scope, incoming_id: str | None, chosen_id: str) -> Scope:
+        """A copy of ``scope`` whose request headers hold ``chosen_id``, once.
+
+        The application then reads the id actually used from its own request
+        headers, as with asgi-correlation-id. The server's scope is left as it
+        was.
+        """
+        header_key = self._header_key
+        header = (header_key, chosen_id.encode("latin-1"))
+        if incoming_id is None:
+            # The common case (clients that send no id): nothing to take out.
+            return {**scope, "headers": [*scope["headers"], header]}
+        headers = [(key, value) for key, value in scope["headers"] if key != header_key]
+        headers.append(header)
+        return {**scope, "headers": headers}
 
     def _sender(self, send: Send, chosen_id: str) -> Send:
         header_key = self._header_key

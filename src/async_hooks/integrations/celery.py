@@ -19,6 +19,11 @@ imports one tasks module in the client and the worker)::
 or ``@app.task(base=ContextTask)`` for some tasks only. Code that sends by
 name with ``app.send_task`` passes ``headers=context_headers()`` itself.
 
+For log lines, ``task_id`` and ``parent_task_id`` are stores that hold, for
+a ``ContextTask``'s run, its own id and the id of the task that sent it::
+
+    StoreFilter({"request_id": request_id, "task_id": task_id, "parent_task_id": parent_task_id})
+
 Headers come from the broker, so they are untrusted: a header of the wrong
 shape, an unknown store name, a value that does not load or an invalid
 request id each give a ``StoreSerializationWarning`` and are skipped; the
@@ -42,15 +47,28 @@ except ImportError as error:
     raise missing_extra(__name__, "celery", extra="celery") from error
 
 from .._policy import Crossing, capture_context, warn_skipped
+from .._storage import AsyncLocalStorage
 from ..errors import StoreSerializationWarning
-from ._carrier import enter_carrier, outgoing_carrier
+from ._carrier import accept_valid_id, enter_carrier, outgoing_carrier
 
-__all__ = ["REQUEST_ID_HEADER", "STORES_HEADER", "ContextTask", "context_headers"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "STORES_HEADER",
+    "ContextTask",
+    "context_headers",
+    "parent_task_id",
+    "task_id",
+]
 
 # Celery copies custom message headers into ``task.request``, so these names
 # must be valid attribute names and must not clash with Celery's own.
 STORES_HEADER = "async_hooks_stores"
 REQUEST_ID_HEADER = "async_hooks_request_id"
+
+# In-process stores (they never travel: a task's id is the worker's own
+# knowledge), named under our namespace so that users' names stay free.
+task_id: AsyncLocalStorage[str] = AsyncLocalStorage(name="async_hooks.celery.task_id")
+parent_task_id: AsyncLocalStorage[str] = AsyncLocalStorage(name="async_hooks.celery.parent_task_id")
 
 # True inside a ContextTask's body (its own context), False elsewhere.
 _in_task_body: ContextVar[bool] = ContextVar("async_hooks_celery_in_task_body", default=False)
@@ -107,6 +125,9 @@ class ContextTask(Task):  # type: ignore[misc]  # Task is untyped (Any)
 
     def _run_with_stores(self, request: Any, args: Any, kwargs: Any) -> Any:
         _in_task_body.set(True)  # in the run's own context copy: gone after it
+        # Plain sets, not scopes: this whole context is the run's own copy.
+        task_id.enter_with(request.id)
+        parent_task_id.enter_with(request.get("parent_id"))
         with _entered(request, f"task {self.name}[{request.id}]"):
             return super().__call__(*args, **kwargs)
 
@@ -146,6 +167,9 @@ class _TaskRun:
     def __init__(self, task: str) -> None:
         self._task = task
 
+    def accept_id(self, value: object) -> str | None:
+        return accept_valid_id(value)
+
     def fresh_id(self) -> None:
         # No id is made up in the worker: log lines then show no id that no
         # request ever had.
@@ -154,7 +178,7 @@ class _TaskRun:
     def skipped(self, name: str, crossing: Crossing, error: Exception | None) -> None:
         warn_skipped(name, crossing, error)
 
-    def rejected_id(self, value: object, from_header: bool) -> None:
+    def rejected_id(self, value: object, from_header: bool, replacement: str | None) -> None:
         warnings.warn(
             f"{self._task}: the request id in the Celery headers is not valid: "
             f"{repr(value)[:60]}; ignored",

@@ -28,65 +28,97 @@ except ImportError as error:
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError
-from .outgoing import add_outgoing_headers
+from .outgoing import OutgoingPolicy, _check_policy, add_outgoing_headers
 from .request_id import DEFAULT_HEADER, check_header_name
 
 __all__ = ["add_context_headers", "add_context_headers_async", "instrument_httpx"]
 
 _ClientT = TypeVar("_ClientT", httpx.Client, httpx.AsyncClient)
 
+# Set on every hook of ours, so that instrumenting a client again replaces
+# its hook rather than adding a second one with other settings.
+_OURS = "_async_hooks_context_hook"
+
 
 def add_context_headers(request: httpx.Request) -> None:
-    """Request event hook of a sync ``httpx.Client``."""
-    add_outgoing_headers(request.headers)
+    """Request event hook of a sync ``httpx.Client`` (the global outgoing policy)."""
+    add_outgoing_headers(request.headers, url=str(request.url))
 
 
 async def add_context_headers_async(request: httpx.Request) -> None:
     """Request event hook of an ``httpx.AsyncClient`` (whose hooks must be coroutines)."""
-    add_outgoing_headers(request.headers)
+    add_outgoing_headers(request.headers, url=str(request.url))
 
 
-def instrument_httpx(client: _ClientT, *, request_id_header: str = DEFAULT_HEADER) -> _ClientT:
+setattr(add_context_headers, _OURS, True)
+setattr(add_context_headers_async, _OURS, True)
+
+
+def instrument_httpx(
+    client: _ClientT,
+    *,
+    request_id_header: str = DEFAULT_HEADER,
+    policy: OutgoingPolicy | None = None,
+) -> _ClientT:
     """Add the context hook to ``client``'s request hooks (after any already there).
 
-    Returns the client, so that it can wrap the constructor. Instrumenting a
-    client twice adds nothing the second time.
+    ``policy`` decides which hosts get the context (default: the global
+    policy of ``outgoing.set_outgoing_policy``, read at each request). httpx
+    calls the hook for every request it sends, redirects included, so each
+    redirect's host is checked. Returns the client, so that it can wrap the
+    constructor. Instrumenting a client again replaces its hook.
     """
     check_header_name(request_id_header)
+    _check_policy(policy)
     if isinstance(client, httpx.AsyncClient):
-        hook: Callable[[httpx.Request], object] = _async_hook(request_id_header)
+        hook: Callable[[httpx.Request], object] = _async_hook(request_id_header, policy)
     elif isinstance(client, httpx.Client):
-        hook = _sync_hook(request_id_header)
+        hook = _sync_hook(request_id_header, policy)
     else:
         raise InvalidArgTypeError(
             'The "client" argument must be an httpx.Client or httpx.AsyncClient. '
             f"Received {describe(client)}"
         )
     hooks = client.event_hooks
-    if hook not in hooks["request"]:
-        hooks["request"].append(hook)
-        # Assigned back: the setter is httpx's public way to change hooks.
-        client.event_hooks = hooks
+    hooks["request"] = [h for h in hooks["request"] if not getattr(h, _OURS, False)] + [hook]
+    # Assigned back: the setter is httpx's public way to change hooks.
+    client.event_hooks = hooks
     return client
 
 
 @functools.cache
-def _sync_hook(request_id_header: str) -> Callable[[httpx.Request], None]:
-    if request_id_header == DEFAULT_HEADER:
+def _sync_hook(
+    request_id_header: str, policy: OutgoingPolicy | None
+) -> Callable[[httpx.Request], None]:
+    if request_id_header == DEFAULT_HEADER and policy is None:
         return add_context_headers
 
-    def add_context_headers_named(request: httpx.Request) -> None:
-        add_outgoing_headers(request.headers, request_id_header=request_id_header)
+    def add_context_headers_configured(request: httpx.Request) -> None:
+        add_outgoing_headers(
+            request.headers,
+            url=str(request.url),
+            request_id_header=request_id_header,
+            policy=policy,
+        )
 
-    return add_context_headers_named
+    setattr(add_context_headers_configured, _OURS, True)
+    return add_context_headers_configured
 
 
 @functools.cache
-def _async_hook(request_id_header: str) -> Callable[[httpx.Request], Awaitable[None]]:
-    if request_id_header == DEFAULT_HEADER:
+def _async_hook(
+    request_id_header: str, policy: OutgoingPolicy | None
+) -> Callable[[httpx.Request], Awaitable[None]]:
+    if request_id_header == DEFAULT_HEADER and policy is None:
         return add_context_headers_async
 
-    async def add_context_headers_named(request: httpx.Request) -> None:
-        add_outgoing_headers(request.headers, request_id_header=request_id_header)
+    async def add_context_headers_configured(request: httpx.Request) -> None:
+        add_outgoing_headers(
+            request.headers,
+            url=str(request.url),
+            request_id_header=request_id_header,
+            policy=policy,
+        )
 
-    return add_context_headers_named
+    setattr(add_context_headers_configured, _OURS, True)
+    return add_context_headers_configured

@@ -34,9 +34,11 @@ MAX_REQUEST_ID_LENGTH = 128
 _VALID_REQUEST_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_REQUEST_ID_LENGTH}}}")
 
 # Crosses everything, as JSON text where it must: a request id is meant to
-# follow the work into threads, pools, processes and other services.
+# follow the work into threads, pools, processes and other services. Stores
+# that cross processes need unique names; ours is namespaced, so that a user's
+# own store called "request_id" does not clash with it.
 request_id: AsyncLocalStorage[str] = AsyncLocalStorage(
-    name="request_id", crosses=Crossing.ALL, serializer=JSON
+    name="async_hooks.request_id", crosses=Crossing.ALL, serializer=JSON
 )
 
 

@@ -26,40 +26,59 @@ except ImportError as error:
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError
-from .outgoing import add_outgoing_headers
+from .outgoing import OutgoingPolicy, _check_policy, add_outgoing_headers
 from .request_id import DEFAULT_HEADER, check_header_name
 
 __all__ = ["ContextAdapter", "instrument_requests"]
 
 
 class ContextAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` that adds the context headers to each request it sends."""
+    """An ``HTTPAdapter`` that adds the context headers to each request it sends.
 
-    def __init__(self, *, request_id_header: str = DEFAULT_HEADER, **adapter_options: Any) -> None:
+    ``policy`` decides which hosts get the context (default: the global
+    policy, read at each request); each redirect's host is checked, since
+    requests sends every redirect through the adapter.
+    """
+
+    def __init__(
+        self,
+        *,
+        request_id_header: str = DEFAULT_HEADER,
+        policy: OutgoingPolicy | None = None,
+        **adapter_options: Any,
+    ) -> None:
         self.request_id_header = check_header_name(request_id_header)
+        self.policy = _check_policy(policy)
         super().__init__(**adapter_options)
 
     def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
         super().add_headers(request, **kwargs)
-        add_outgoing_headers(request.headers, request_id_header=self.request_id_header)
+        add_outgoing_headers(
+            request.headers,
+            url=request.url or "",
+            request_id_header=self.request_id_header,
+            policy=self.policy,
+        )
 
 
 def instrument_requests(
     session: requests.Session,
     *,
     request_id_header: str = DEFAULT_HEADER,
+    policy: OutgoingPolicy | None = None,
     **adapter_options: Any,
 ) -> requests.Session:
     """Mount a ``ContextAdapter`` on ``session`` for ``http://`` and ``https://``.
 
-    ``adapter_options`` go to ``HTTPAdapter`` (``max_retries=...``,
+    ``policy`` decides which hosts get the context (default: the global
+    one). ``adapter_options`` go to ``HTTPAdapter`` (``max_retries=...``,
     ``pool_maxsize=...``). Returns the session.
     """
     if not isinstance(session, requests.Session):
         raise InvalidArgTypeError(
             f'The "session" argument must be a requests.Session. Received {describe(session)}'
         )
-    adapter = ContextAdapter(request_id_header=request_id_header, **adapter_options)
+    adapter = ContextAdapter(request_id_header=request_id_header, policy=policy, **adapter_options)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -22,7 +22,7 @@ from typing import TypeAlias
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from ._server_context import RequestContextOptions, request_context
-from .request_id import DEFAULT_HEADER, new_request_id
+from .request_id import DEFAULT_HEADER, is_valid_request_id, new_request_id
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -41,7 +41,9 @@ class RequestContextMiddleware:
     request's id (a valid incoming ``header_name`` header, else a fresh id) is
     ``request_id.get_store()`` for the whole request and comes back in the
     response's ``header_name`` header; stores carried by a W3C ``baggage``
-    header are entered. The id is also in ``environ["async_hooks.request_id"]``.
+    header are entered. The id is also in ``environ["async_hooks.request_id"]``,
+    and replaces the incoming header in ``environ`` (``HTTP_X_REQUEST_ID``),
+    so that the app's request headers hold the id used.
     """
 
     __slots__ = ("_app", "_environ_key", "_header_lower", "_options")
@@ -53,6 +55,8 @@ class RequestContextMiddleware:
         header_name: str = DEFAULT_HEADER,
         trust_incoming: bool = True,
         generate_id: Callable[[], str] = new_request_id,
+        validator: Callable[[str], bool] = is_valid_request_id,
+        transformer: Callable[[str], str] | None = None,
         read_baggage: bool = True,
     ) -> None:
         self._app = app
@@ -60,6 +64,8 @@ class RequestContextMiddleware:
             header_name=header_name,
             trust_incoming=trust_incoming,
             generate_id=generate_id,
+            validator=validator,
+            transformer=transformer,
             read_baggage=read_baggage,
         )
         # CGI spelling of the header in environ: X-Request-ID -> HTTP_X_REQUEST_ID.
@@ -74,12 +80,15 @@ class RequestContextMiddleware:
         self, context: Context, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         scope = ExitStack()
+        incoming_id = environ.get(self._environ_key)
+        if incoming_id is not None:
+            incoming_id = _first_of_list(incoming_id)
         chosen_id = scope.enter_context(
-            request_context(
-                environ.get(self._environ_key), environ.get("HTTP_BAGGAGE"), self._options
-            )
+            request_context(incoming_id, environ.get("HTTP_BAGGAGE"), self._options)
         )
         environ["async_hooks.request_id"] = chosen_id
+        # The app reads the id actually used from its own request headers.
+        environ[self._environ_key] = chosen_id
         try:
             body = self._app(environ, self._starter(start_response, chosen_id))
         except BaseException:
@@ -104,6 +113,18 @@ class RequestContextMiddleware:
             return start_response(status, headers, exc_info)
 
         return start_response_with_id
+
+
+def _first_of_list(value: str) -> str:
+    """The first element of a header that the server may have joined from several.
+
+    WSGI has one environ key per header, so servers join repeated headers as
+    ``"first, second"`` (RFC 9110 list syntax). The first one counts, as on
+    ASGI and aiohttp; a valid id never contains a comma, so nothing valid is
+    cut.
+    """
+    first, comma, _ = value.partition(",")
+    return first.strip(" \t") if comma else value
 
 
 class _ResponseInContext:
