@@ -168,3 +168,36 @@ def test_a_cancelled_task_goes_with_its_last_reference(run_async: RunAsync) -> N
 
     run_async(main)
     assert [ref() for ref in refs] == [None]
+
+
+def test_an_eager_task_that_finishes_in_its_first_step(
+    run_async: RunAsync, recorder: Recorder, loop_name: str
+) -> None:
+    # CPython 3.12.1 crashes on get_coro() of such a task: tracking never asks.
+    if sys.version_info < (3, 12):
+        pytest.skip("eager tasks are 3.12+")
+    if loop_name == "uvloop" and sys.version_info >= (3, 13):
+        pytest.skip("uvloop 0.23 passes eager_start= to the factory, which 3.13's refuses")
+    tasks: list[asyncio.Task[int]] = []
+
+    async def quick() -> int:
+        return 1
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)
+        try:
+            tasks.append(loop.create_task(quick()))
+            assert tasks[0].done()
+            assert await tasks[0] == 1
+        finally:
+            loop.set_task_factory(None)
+
+    run_async(main)
+    assert recorder.of(recorder.id_of(tasks[0])) == [
+        "init",
+        "before",
+        "promise_resolve",
+        "after",
+        "destroy",
+    ]

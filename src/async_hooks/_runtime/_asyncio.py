@@ -134,9 +134,6 @@ def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable
             # 3.11 does not expose a task's context (nor does an object that
             # is not a Task): the creator's is what the task's own started from.
             record.context = context if context is not None else copy_context()
-        if isinstance(task, asyncio.Future) and task.done():
-            # An eager task that finished within its first step.
-            _task_finished(record)
         if self.get_debug():
             _hide_our_frames(task)
         return task
@@ -160,15 +157,29 @@ def _adopt(task: asyncio.Task[Any], record: TrackedResource) -> None:
     if record.filed_in is None:
         record.file(_tasks, task)
     record.attach(task)
-    get_coro = getattr(task, "get_coro", None)
-    coro = None if get_coro is None else get_coro()
-    if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
+    if _first_step_ran(task):
         # An eager first step (3.12+) ran inside the Task constructor, before
-        # init could name the task: its before/after come now, after init.
+        # init could name the task: its before/after come now, after init,
+        # with the resolution inside them if that step finished the task.
         if _hooks.enabled.before:
             _hooks.emit_before(record.async_id)
-        if _hooks.enabled.after:
+        if task.done():
+            _task_finished_inside_step(record)
+        elif _hooks.enabled.after:
             _hooks.emit_after(record.async_id)
+
+
+def _first_step_ran(task: object) -> bool:
+    """Whether ``task`` (just built) already ran a step: an eager one did."""
+    if not isinstance(task, asyncio.Future):
+        return False  # a factory's own kind of object: nothing known of its steps
+    if task.done():
+        # Finished inside its constructor. (Also: CPython 3.12.1 crashes on
+        # get_coro() of a task that completed eagerly; never ask it then.)
+        return True
+    get_coro = getattr(task, "get_coro", None)
+    coro = None if get_coro is None else get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) != inspect.CORO_CREATED
 
 
 def _task_record_for_step(task: asyncio.Task[Any]) -> TrackedResource | None:
@@ -191,12 +202,6 @@ def _task_record_for_step(task: asyncio.Task[Any]) -> TrackedResource | None:
     record = track()
     _adopt(task, record)
     return record
-
-
-def _task_finished(record: TrackedResource) -> None:
-    if _hooks.enabled.promise_resolve:
-        _hooks.emit_promise_resolve(record.async_id)
-    finish(record)
 
 
 # -- futures -------------------------------------------------------------------
