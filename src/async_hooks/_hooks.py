@@ -31,6 +31,7 @@ from contextvars import copy_context
 from types import FrameType
 from typing import Any, Protocol, Self
 
+from ._accelerator import speedups
 from ._unraisable import report_unraisable
 from .errors import InvalidArgTypeError, InvalidArgValueError, InvalidAsyncCallbackError
 
@@ -92,6 +93,8 @@ class _EnabledCallbacks:
             )
             setattr(self, event, callbacks)
         self.scope_events = bool(self.before or self.after)
+        if speedups is not None:
+            speedups.set_scope_events(self.scope_events)
 
 
 enabled = _EnabledCallbacks()
