@@ -19,6 +19,7 @@ to compute the stamp it compiles into the binary.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
@@ -72,11 +73,16 @@ def stale_files(stamp: str, directory: Path) -> list[str]:
 
 
 def _load() -> tuple[ModuleType | None, str]:
+    if not __package__:  # loaded by path, by setup.py
+        return None, "not loaded as part of the package"
     if os.environ.get(ENV_VAR, "") not in ("", "0"):
         return None, f"{ENV_VAR} is set"
     try:
         from . import _speedups
-    except Exception as error:  # not built, or built for another interpreter
+    except Exception as error:
+        if importlib.util.find_spec(f"{__package__}._speedups") is None:
+            return None, "async_hooks._speedups is not built"
+        # Built for another interpreter, or broken.
         return None, f"async_hooks._speedups cannot be imported: {error}"
     stale = stale_files(_speedups.BUILD_STAMP, Path(__file__).parent)
     if stale:
