@@ -42,6 +42,7 @@ STAMPED_FILES = (
     "_speedups.c",
     "_accelerator.py",
     "_coroutines.py",
+    "_execution.py",
     "_hooks.py",
     "_resource.py",
     "_storage.py",

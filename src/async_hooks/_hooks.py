@@ -94,7 +94,9 @@ class _EnabledCallbacks:
             setattr(self, event, callbacks)
         self.scope_events = bool(self.before or self.after)
         if speedups is not None:
-            speedups.set_scope_events(self.scope_events)
+            speedups.set_enabled_events(
+                init=bool(self.init), destroy=bool(self.destroy), scope=self.scope_events
+            )
 
 
 enabled = _EnabledCallbacks()

@@ -24,7 +24,7 @@ from ._coroutines import (
     call_with,
     is_foreign_coroutine_type,
 )
-from ._execution import ExecutionFrame, current_frame, new_async_id
+from ._execution import ExecutionFrame, current_frame, new_async_id, next_async_id
 from ._validation import (
     describe,
     not_callable_error,
@@ -94,12 +94,19 @@ def _bind_new_resource(fn: Callable[P, R], /, type: str | None = None) -> Callab
 
 
 class _PureResourceScope:
-    """The hot path of AsyncResource in pure Python (``_speedups.ResourceBase`` in C)."""
+    """The hot path of AsyncResource in pure Python (``_speedups.ResourceBase`` in C).
 
-    __slots__ = ("_async_id", "_context")
+    ``AsyncResource.__init__`` is the other half of it (compiled as
+    ``ResourceBase.__init__``).
+    """
+
+    __slots__ = ("_async_id", "_context", "_destroyed", "_trigger_async_id", "_type")
 
     _async_id: int
     _context: Context
+    _trigger_async_id: int
+    _type: str
+    _destroyed: bool
 
     def run_in_async_scope(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` in this resource's scope, between ``before`` and ``after``.
@@ -166,6 +173,49 @@ else:
     _new_bound_function = speedups.BoundFunction
 
 
+def _validate_manual_destroy(value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgTypeError(
+            'The "require_manual_destroy" argument must be of type bool. '
+            f"Received {describe(value)}"
+        )
+
+
+def _destroy_when_collected(resource: AsyncResource) -> None:
+    async_id = resource._async_id
+    _destroy_on_collect[async_id] = weakref.ref(resource, _collected(async_id))
+
+
+def _init_resource(
+    resource: AsyncResource,
+    type: str,
+    trigger_async_id: int | None,
+    require_manual_destroy: bool,
+) -> None:
+    validate_async_type(type)
+    _validate_manual_destroy(require_manual_destroy)
+    if trigger_async_id is None:
+        trigger_async_id = current_frame.get().async_id
+    else:
+        validate_trigger_async_id(trigger_async_id)
+    if _hooks.pending_destroys:
+        _hooks.flush_pending_destroys()
+
+    async_id = new_async_id()
+    resource._async_id = async_id
+    resource._trigger_async_id = trigger_async_id
+    resource._type = type
+    resource._destroyed = False
+    context = copy_context()
+    context.run(current_frame.set, ExecutionFrame(async_id, trigger_async_id, resource))
+    resource._context = context
+
+    if _hooks.enabled.init:
+        _hooks.emit_init(async_id, type, trigger_async_id, resource)
+    if _hooks.enabled.destroy and not require_manual_destroy:
+        _destroy_when_collected(resource)
+
+
 class AsyncResource(_ResourceBase):
     """A resource of the embedder's: it emits lifecycle events and owns a scope.
 
@@ -175,44 +225,22 @@ class AsyncResource(_ResourceBase):
     construction and ``require_manual_destroy`` is false.
     """
 
-    # _async_id and _context are the base's.
-    __slots__ = ("__weakref__", "_destroyed", "_trigger_async_id", "_type")
+    # The fields are the base's.
+    __slots__ = ("__weakref__",)
 
     bind = _BindDescriptor()
 
-    def __init__(
-        self,
-        type: str,
-        trigger_async_id: int | None = None,
-        *,
-        require_manual_destroy: bool = False,
-    ) -> None:
-        validate_async_type(type)
-        if not isinstance(require_manual_destroy, bool):
-            raise InvalidArgTypeError(
-                'The "require_manual_destroy" argument must be of type bool. '
-                f"Received {describe(require_manual_destroy)}"
-            )
-        if trigger_async_id is None:
-            trigger_async_id = current_frame.get().async_id
-        else:
-            validate_trigger_async_id(trigger_async_id)
-        if _hooks.pending_destroys:
-            _hooks.flush_pending_destroys()
+    if TYPE_CHECKING or speedups is None:
+        # Compiled as ResourceBase.__init__, with the same checks in the same order.
 
-        async_id = new_async_id()
-        self._async_id = async_id
-        self._trigger_async_id = trigger_async_id
-        self._type = type
-        self._destroyed = False
-        context = copy_context()
-        context.run(current_frame.set, ExecutionFrame(async_id, trigger_async_id, self))
-        self._context = context
-
-        if _hooks.enabled.init:
-            _hooks.emit_init(async_id, type, trigger_async_id, self)
-        if _hooks.enabled.destroy and not require_manual_destroy:
-            _destroy_on_collect[async_id] = weakref.ref(self, _collected(async_id))
+        def __init__(
+            self,
+            type: str,
+            trigger_async_id: int | None = None,
+            *,
+            require_manual_destroy: bool = False,
+        ) -> None:
+            _init_resource(self, type, trigger_async_id, require_manual_destroy)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -277,3 +305,15 @@ class AsyncResource(_ResourceBase):
 if speedups is not None:
     # As for AsyncLocalStorage: the method's own type must be the instance's.
     speedups.own_methods(AsyncResource)
+    # What the compiled __init__ calls back into.
+    speedups.configure_resources(
+        validate_async_type=validate_async_type,
+        validate_trigger_async_id=validate_trigger_async_id,
+        validate_manual_destroy=_validate_manual_destroy,
+        pending_destroys=_hooks.pending_destroys,
+        flush_pending_destroys=_hooks.flush_pending_destroys,
+        next_async_id=next_async_id,
+        execution_frame=ExecutionFrame,
+        emit_init=_hooks.emit_init,
+        destroy_when_collected=_destroy_when_collected,
+    )

@@ -5,13 +5,14 @@
  * against stale builds. What is here:
  *
  *   StorageBase   the base of AsyncLocalStorage: get_store, run, exit, enter_with
- *   ResourceBase  the base of AsyncResource: run_in_async_scope
+ *   ResourceBase  the base of AsyncResource: __init__, run_in_async_scope
  *   BoundFunction what AsyncResource.bind returns
  *   snapshot()    returns a SnapshotRunner
  *
  * The Python objects this code calls back into (ContextCoroutine, the
  * execution-frame variable, the hook emitters, ...) are handed over once by
- * configure(), called from async_hooks._coroutines at import.
+ * configure() and configure_resources(), called from async_hooks._coroutines
+ * and async_hooks._resource at import.
  *
  * The contextvars C API is not in the limited API: one binary per interpreter.
  */
@@ -43,10 +44,28 @@ static PyObject *emit_before;         /* _hooks.emit_before(async_id) */
 static PyObject *emit_after;          /* _hooks.emit_after(async_id) */
 static PyObject *str_fn;              /* "fn" */
 
-/* Mirrors _hooks.enabled.scope_events (set_scope_events): a C int, because
- * every bound call tests it and an attribute read would cost more than the
- * rest of the test. */
-static int scope_events;
+/* What configure_resources() hands over, for AsyncResource's construction. */
+static PyObject *validate_async_type;       /* raises for a bad `type` */
+static PyObject *validate_trigger_async_id; /* raises for a bad trigger id */
+static PyObject *validate_manual_destroy;   /* raises for a non-bool flag */
+static PyObject *pending_destroys;          /* _hooks.pending_destroys (a deque) */
+static PyObject *flush_pending_destroys;    /* _hooks.flush_pending_destroys() */
+static PyObject *next_async_id;             /* _execution.next_async_id() */
+static PyObject *execution_frame;           /* the ExecutionFrame class */
+/* Where ExecutionFrame keeps its three __slots__, read from its member
+ * descriptors by configure_resources(); 0 when they are not plain slots
+ * (then frames are made by calling the class). */
+static Py_ssize_t frame_async_id_offset, frame_trigger_offset, frame_resource_offset;
+static PyObject *emit_init;                 /* _hooks.emit_init(id, type, trigger, resource) */
+static PyObject *destroy_when_collected;    /* _resource's watch: (resource) -> None */
+static PyObject *str_async_id;              /* "async_id" */
+
+/* Mirror _hooks.enabled (set_enabled_events): C ints, because every bound
+ * call and every construction tests them, and an attribute read would cost
+ * more than the rest of the test. */
+static int scope_events; /* a before or an after callback */
+static int init_events;
+static int destroy_events;
 
 static int
 configured(void)
@@ -157,6 +176,24 @@ finish_cleanup(SavedError saved)
     else {
         restore_error(saved);
     }
+}
+
+/* Exits `context` after a call that returned `result` (NULL: it raised);
+ * returns result, or NULL if the exit failed. Nothing is saved when nothing
+ * is pending: each save and restore costs a thread-state lookup. */
+static PyObject *
+exit_context(PyObject *context, PyObject *result)
+{
+    if (result != NULL) {
+        if (PyContext_Exit(context) < 0) {
+            Py_CLEAR(result);
+        }
+        return result;
+    }
+    SavedError saved = save_error();
+    PyContext_Exit(context);
+    finish_cleanup(saved);
+    return NULL;
 }
 
 /* A TypeError from calling `fn` becomes the library's "must be callable"
@@ -320,6 +357,24 @@ storage_get_store(Storage *self, PyObject *Py_UNUSED(ignored))
     return value;
 }
 
+/* The `finally` of run: the previous store is back. */
+static int
+end_run(Storage *self, PyObject *var, PyObject *token)
+{
+    if (PyContextVar_Reset(var, token) < 0) {
+        return -1;
+    }
+    if (self->var != var && self->var != NULL) {
+        /* fn called disable(): what was entered after it ends here too. */
+        PyObject *entered = PyContextVar_Set(self->var, self->default_value);
+        if (entered == NULL) {
+            return -1;
+        }
+        Py_DECREF(entered);
+    }
+    return 0;
+}
+
 /* run(store, fn, *args, **kwargs), with the arguments of fn starting at args. */
 static PyObject *
 storage_run_impl(Storage *self, PyObject *store, PyObject *fn,
@@ -356,18 +411,18 @@ storage_run_impl(Storage *self, PyObject *store, PyObject *fn,
     else {
         replace_if_not_callable(fn);
     }
-    SavedError saved = save_error();
-    if (PyContextVar_Reset(var, token) == 0 && self->var != var && self->var != NULL) {
-        /* fn called disable(): what was entered after it ends here too. */
-        PyObject *entered = PyContextVar_Set(self->var, self->default_value);
-        Py_XDECREF(entered);
+    if (result != NULL) {
+        if (end_run(self, var, token) < 0) {
+            Py_CLEAR(result);
+        }
     }
-    finish_cleanup(saved);
+    else {
+        SavedError saved = save_error();
+        end_run(self, var, token);
+        finish_cleanup(saved);
+    }
     Py_DECREF(token);
     Py_DECREF(var);
-    if (PyErr_Occurred()) {
-        Py_CLEAR(result);
-    }
     return result;
 }
 
@@ -503,16 +558,9 @@ scope_call(PyObject *context, PyObject *async_id, PyObject *resource, PyObject *
     if (result == NULL && check_callable) {
         replace_if_not_callable(fn);
     }
-    SavedError saved = save_error();
-    PyContext_Exit(context);
-    finish_cleanup(saved);
+    result = exit_context(context, result);
     if (result != NULL) {
-        if (PyErr_Occurred()) {
-            Py_CLEAR(result);
-        }
-        else {
-            result = wrap_if_coroutine(result, context, async_id, resource);
-        }
+        result = wrap_if_coroutine(result, context, async_id, resource);
     }
     Py_DECREF(context);
     return result;
@@ -524,6 +572,9 @@ typedef struct {
     PyObject_HEAD
     PyObject *context; /* captured at creation, with the resource's frame in it */
     PyObject *async_id;
+    PyObject *trigger_async_id;
+    PyObject *type;
+    PyObject *destroyed; /* a bool: emit_destroy() was called */
 } Resource;
 
 static int
@@ -531,6 +582,9 @@ resource_traverse(Resource *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->context);
     Py_VISIT(self->async_id);
+    Py_VISIT(self->trigger_async_id);
+    Py_VISIT(self->type);
+    Py_VISIT(self->destroyed);
     return 0;
 }
 
@@ -539,6 +593,167 @@ resource_clear(Resource *self)
 {
     Py_CLEAR(self->context);
     Py_CLEAR(self->async_id);
+    Py_CLEAR(self->trigger_async_id);
+    Py_CLEAR(self->type);
+    Py_CLEAR(self->destroyed);
+    return 0;
+}
+
+/* Calls a Python check that raises for a bad value; 0 when it passed. */
+static int
+check_with(PyObject *check, PyObject *value)
+{
+    PyObject *checked = PyObject_CallOneArg(check, value);
+    if (checked == NULL) {
+        return -1;
+    }
+    Py_DECREF(checked);
+    return 0;
+}
+
+/* ExecutionFrame(async_id, trigger_async_id, resource), without running its
+ * Python __init__: what that __init__ does for a resource that can be
+ * referenced weakly (every AsyncResource), written into its slots. */
+static PyObject *
+new_frame(PyObject *async_id, PyObject *trigger_id, PyObject *resource)
+{
+    if (frame_async_id_offset == 0) {
+        PyObject *args[3] = {async_id, trigger_id, resource};
+        return PyObject_Vectorcall(execution_frame, args, 3, NULL);
+    }
+    PyObject *ref = PyWeakref_NewRef(resource, NULL);
+    if (ref == NULL) {
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)execution_frame;
+    PyObject *frame = type->tp_alloc(type, 0);
+    if (frame == NULL) {
+        Py_DECREF(ref);
+        return NULL;
+    }
+    char *base = (char *)frame;
+    *(PyObject **)(base + frame_async_id_offset) = Py_NewRef(async_id);
+    *(PyObject **)(base + frame_trigger_offset) = Py_NewRef(trigger_id);
+    *(PyObject **)(base + frame_resource_offset) = ref;
+    return frame;
+}
+
+/* The offset of a plain object slot `name` of `type`, 0 if it is not one. */
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *descriptor = PyObject_GetAttrString(type, name);
+    if (descriptor == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t offset = 0;
+    if (Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type == Py_T_OBJECT_EX && member->flags == 0) {
+            offset = member->offset;
+        }
+    }
+    Py_DECREF(descriptor);
+    return offset;
+}
+
+/* AsyncResource.__init__ (the pure-Python one is in _resource.py): validate,
+ * take an id, capture the context with the resource's execution frame in
+ * it, emit init, and watch for collection when a destroy hook listens. */
+static int
+resource_init(Resource *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"type", "trigger_async_id", "require_manual_destroy", NULL};
+    PyObject *type, *trigger = Py_None, *manual = Py_False;
+    if (validate_async_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "async_hooks._speedups is used before configure_resources()");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$O:AsyncResource", names, &type,
+                                     &trigger, &manual)) {
+        return -1;
+    }
+    /* The checks run in Python only for what they reject or must look at. */
+    if ((!PyUnicode_Check(type) || PyUnicode_GET_LENGTH(type) == 0) &&
+        check_with(validate_async_type, type) < 0) {
+        return -1;
+    }
+    if (!PyBool_Check(manual) && check_with(validate_manual_destroy, manual) < 0) {
+        return -1;
+    }
+    PyObject *trigger_id;
+    if (trigger == Py_None) {
+        PyObject *frame;
+        if (PyContextVar_Get(current_frame, NULL, &frame) < 0) {
+            return -1;
+        }
+        trigger_id = PyObject_GetAttr(frame, str_async_id);
+        Py_DECREF(frame);
+        if (trigger_id == NULL) {
+            return -1;
+        }
+    }
+    else {
+        if (check_with(validate_trigger_async_id, trigger) < 0) {
+            return -1;
+        }
+        trigger_id = Py_NewRef(trigger);
+    }
+    int pending = PyObject_IsTrue(pending_destroys);
+    if (pending > 0) {
+        PyObject *flushed = PyObject_CallNoArgs(flush_pending_destroys);
+        Py_XDECREF(flushed);
+        pending = flushed == NULL ? -1 : 0;
+    }
+    if (pending < 0) {
+        Py_DECREF(trigger_id);
+        return -1;
+    }
+    PyObject *async_id = PyObject_CallNoArgs(next_async_id);
+    if (async_id == NULL) {
+        Py_DECREF(trigger_id);
+        return -1;
+    }
+    Py_XSETREF(self->async_id, async_id);
+    Py_XSETREF(self->trigger_async_id, trigger_id);
+    Py_XSETREF(self->type, Py_NewRef(type));
+    Py_XSETREF(self->destroyed, Py_NewRef(Py_False));
+
+    PyObject *frame = new_frame(async_id, trigger_id, (PyObject *)self);
+    if (frame == NULL) {
+        return -1;
+    }
+    PyObject *context = PyContext_CopyCurrent();
+    if (context == NULL || PyContext_Enter(context) < 0) {
+        Py_XDECREF(context);
+        Py_DECREF(frame);
+        return -1;
+    }
+    PyObject *token = PyContextVar_Set(current_frame, frame);
+    Py_DECREF(frame);
+    int exited = PyContext_Exit(context);
+    if (token == NULL || exited < 0) {
+        Py_XDECREF(token);
+        Py_DECREF(context);
+        return -1;
+    }
+    Py_DECREF(token);
+    Py_XSETREF(self->context, context);
+
+    if (init_events) {
+        PyObject *init_args[4] = {async_id, type, trigger_id, (PyObject *)self};
+        PyObject *emitted = PyObject_Vectorcall(emit_init, init_args, 4, NULL);
+        if (emitted == NULL) {
+            return -1;
+        }
+        Py_DECREF(emitted);
+    }
+    if (destroy_events && manual == Py_False &&
+        check_with(destroy_when_collected, (PyObject *)self) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -589,6 +804,11 @@ static PyMemberDef resource_members[] = {
     {"_context", Py_T_OBJECT_EX, offsetof(Resource, context), 0,
      "The context captured at creation."},
     {"_async_id", Py_T_OBJECT_EX, offsetof(Resource, async_id), 0, "The resource's id."},
+    {"_trigger_async_id", Py_T_OBJECT_EX, offsetof(Resource, trigger_async_id), 0,
+     "The id of the execution that created it."},
+    {"_type", Py_T_OBJECT_EX, offsetof(Resource, type), 0, "The type given."},
+    {"_destroyed", Py_T_OBJECT_EX, offsetof(Resource, destroyed), 0,
+     "Whether emit_destroy() was called."},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -599,6 +819,7 @@ static PyTypeObject ResourceType = {
     .tp_basicsize = sizeof(Resource),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)resource_init,
     .tp_traverse = (traverseproc)resource_traverse,
     .tp_clear = (inquiry)resource_clear,
     .tp_dealloc = (destructor)resource_dealloc,
@@ -775,16 +996,9 @@ snapshot_vectorcall(Snapshot *self, PyObject *const *args, size_t nargsf, PyObje
             replace_if_not_callable(fn);
         }
     }
-    SavedError saved = save_error();
-    PyContext_Exit(context);
-    finish_cleanup(saved);
+    result = exit_context(context, result);
     if (result != NULL) {
-        if (PyErr_Occurred()) {
-            Py_CLEAR(result);
-        }
-        else {
-            result = wrap_if_coroutine(result, context, NULL, NULL);
-        }
+        result = wrap_if_coroutine(result, context, NULL, NULL);
     }
     Py_DECREF(context);
     return result;
@@ -890,18 +1104,64 @@ configure(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(set_scope_events_doc,
-"set_scope_events(value, /)\n--\n\n"
-"Whether a before or after hook is enabled (mirrors _hooks.enabled.scope_events).");
+PyDoc_STRVAR(configure_resources_doc,
+"configure_resources(*, validate_async_type, validate_trigger_async_id,\n"
+"                    validate_manual_destroy, pending_destroys, flush_pending_destroys,\n"
+"                    next_async_id, execution_frame, emit_init, destroy_when_collected)\n--\n\n"
+"Hand over what AsyncResource's construction calls back into.");
 
 static PyObject *
-set_scope_events(PyObject *Py_UNUSED(module), PyObject *value)
+configure_resources(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
-    int truth = PyObject_IsTrue(value);
-    if (truth < 0) {
+    PyObject *async_type, *trigger, *manual, *pending, *flush, *ids, *frame, *init, *watch;
+    static char *names[] = {"validate_async_type", "validate_trigger_async_id",
+                            "validate_manual_destroy", "pending_destroys",
+                            "flush_pending_destroys", "next_async_id", "execution_frame",
+                            "emit_init", "destroy_when_collected", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOOO:configure_resources", names,
+                                     &async_type, &trigger, &manual, &pending, &flush, &ids,
+                                     &frame, &init, &watch)) {
         return NULL;
     }
-    scope_events = truth;
+    Py_XSETREF(validate_async_type, Py_NewRef(async_type));
+    Py_XSETREF(validate_trigger_async_id, Py_NewRef(trigger));
+    Py_XSETREF(validate_manual_destroy, Py_NewRef(manual));
+    Py_XSETREF(pending_destroys, Py_NewRef(pending));
+    Py_XSETREF(flush_pending_destroys, Py_NewRef(flush));
+    Py_XSETREF(next_async_id, Py_NewRef(ids));
+    if (!PyType_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "execution_frame must be a class");
+        return NULL;
+    }
+    Py_XSETREF(execution_frame, Py_NewRef(frame));
+    frame_async_id_offset = slot_offset(frame, "async_id");
+    frame_trigger_offset = slot_offset(frame, "trigger_async_id");
+    frame_resource_offset = slot_offset(frame, "_resource");
+    if (frame_trigger_offset == 0 || frame_resource_offset == 0) {
+        frame_async_id_offset = 0;
+    }
+    Py_XSETREF(emit_init, Py_NewRef(init));
+    Py_XSETREF(destroy_when_collected, Py_NewRef(watch));
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(set_enabled_events_doc,
+"set_enabled_events(*, init, destroy, scope)\n--\n\n"
+"Whether an init, a destroy, and a before or after callback is enabled\n"
+"(mirrors _hooks.enabled).");
+
+static PyObject *
+set_enabled_events(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    int init, destroy, scope;
+    static char *names[] = {"init", "destroy", "scope", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ppp:set_enabled_events", names, &init,
+                                     &destroy, &scope)) {
+        return NULL;
+    }
+    init_events = init;
+    destroy_events = destroy;
+    scope_events = scope;
     Py_RETURN_NONE;
 }
 
@@ -962,7 +1222,10 @@ static PyMethodDef module_methods[] = {
     {"snapshot", snapshot, METH_NOARGS, snapshot_doc},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      configure_doc},
-    {"set_scope_events", set_scope_events, METH_O, set_scope_events_doc},
+    {"configure_resources", (PyCFunction)(void (*)(void))configure_resources,
+     METH_VARARGS | METH_KEYWORDS, configure_resources_doc},
+    {"set_enabled_events", (PyCFunction)(void (*)(void))set_enabled_events,
+     METH_VARARGS | METH_KEYWORDS, set_enabled_events_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -980,7 +1243,8 @@ PyInit__speedups(void)
     PyTypeObject *types[] = {&StorageType, &ResourceType, &BoundType, &SnapshotType};
     const char *names[] = {"StorageBase", "ResourceBase", "BoundFunction", "SnapshotRunner"};
     str_fn = PyUnicode_InternFromString("fn");
-    if (str_fn == NULL) {
+    str_async_id = PyUnicode_InternFromString("async_id");
+    if (str_fn == NULL || str_async_id == NULL) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);

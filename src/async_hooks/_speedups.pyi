@@ -16,6 +16,16 @@ class StorageBase:
 class ResourceBase:
     _context: Context
     _async_id: int
+    _trigger_async_id: int
+    _type: str
+    _destroyed: bool
+    def __init__(
+        self,
+        type: str,
+        trigger_async_id: int | None = None,
+        *,
+        require_manual_destroy: bool = False,
+    ) -> None: ...
     def run_in_async_scope(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
 
 class BoundFunction:
@@ -38,5 +48,17 @@ def configure(
     emit_before: Callable[[int], None],
     emit_after: Callable[[int], None],
 ) -> None: ...
-def set_scope_events(value: bool, /) -> None: ...
+def configure_resources(
+    *,
+    validate_async_type: Callable[[Any], object],
+    validate_trigger_async_id: Callable[[Any], object],
+    validate_manual_destroy: Callable[[Any], object],
+    pending_destroys: object,
+    flush_pending_destroys: Callable[[], None],
+    next_async_id: Callable[[], int],
+    execution_frame: type,
+    emit_init: Callable[[int, str, int, object], None],
+    destroy_when_collected: Callable[[Any], None],
+) -> None: ...
+def set_enabled_events(*, init: bool, destroy: bool, scope: bool) -> None: ...
 def own_methods(cls: type, /) -> None: ...
