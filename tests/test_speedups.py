@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import sys
 import traceback
 import tracemalloc
@@ -193,6 +194,15 @@ def test_resource_construction_takes_keywords_and_runs_for_subclasses() -> None:
         AsyncResource()  # type: ignore[call-arg]  # the error tested
     with pytest.raises(TypeError):
         AsyncResource("Edge", 1, True)  # type: ignore[call-arg]  # keyword-only, tested
+
+
+def test_resource_construction_has_its_signature() -> None:
+    parameters = inspect.signature(AsyncResource).parameters.values()
+    assert [(p.name, p.kind, p.default) for p in parameters] == [
+        ("type", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+        ("trigger_async_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
+        ("require_manual_destroy", inspect.Parameter.KEYWORD_ONLY, False),
+    ]
 
 
 def test_resource_construction_keeps_no_reference_to_its_arguments() -> None:

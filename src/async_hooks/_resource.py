@@ -186,36 +186,6 @@ def _destroy_when_collected(resource: AsyncResource) -> None:
     _destroy_on_collect[async_id] = weakref.ref(resource, _collected(async_id))
 
 
-def _init_resource(
-    resource: AsyncResource,
-    type: str,
-    trigger_async_id: int | None,
-    require_manual_destroy: bool,
-) -> None:
-    validate_async_type(type)
-    _validate_manual_destroy(require_manual_destroy)
-    if trigger_async_id is None:
-        trigger_async_id = current_frame.get().async_id
-    else:
-        validate_trigger_async_id(trigger_async_id)
-    if _hooks.pending_destroys:
-        _hooks.flush_pending_destroys()
-
-    async_id = new_async_id()
-    resource._async_id = async_id
-    resource._trigger_async_id = trigger_async_id
-    resource._type = type
-    resource._destroyed = False
-    context = copy_context()
-    context.run(current_frame.set, ExecutionFrame(async_id, trigger_async_id, resource))
-    resource._context = context
-
-    if _hooks.enabled.init:
-        _hooks.emit_init(async_id, type, trigger_async_id, resource)
-    if _hooks.enabled.destroy and not require_manual_destroy:
-        _destroy_when_collected(resource)
-
-
 class AsyncResource(_ResourceBase):
     """A resource of the embedder's: it emits lifecycle events and owns a scope.
 
@@ -240,7 +210,29 @@ class AsyncResource(_ResourceBase):
             *,
             require_manual_destroy: bool = False,
         ) -> None:
-            _init_resource(self, type, trigger_async_id, require_manual_destroy)
+            validate_async_type(type)
+            if not isinstance(require_manual_destroy, bool):
+                _validate_manual_destroy(require_manual_destroy)  # raises
+            if trigger_async_id is None:
+                trigger_async_id = current_frame.get().async_id
+            else:
+                validate_trigger_async_id(trigger_async_id)
+            if _hooks.pending_destroys:
+                _hooks.flush_pending_destroys()
+
+            async_id = new_async_id()
+            self._async_id = async_id
+            self._trigger_async_id = trigger_async_id
+            self._type = type
+            self._destroyed = False
+            context = copy_context()
+            context.run(current_frame.set, ExecutionFrame(async_id, trigger_async_id, self))
+            self._context = context
+
+            if _hooks.enabled.init:
+                _hooks.emit_init(async_id, type, trigger_async_id, self)
+            if _hooks.enabled.destroy and not require_manual_destroy:
+                _destroy_when_collected(self)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -815,7 +815,10 @@ static PyMemberDef resource_members[] = {
 static PyTypeObject ResourceType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "async_hooks._speedups.ResourceBase",
-    .tp_doc = PyDoc_STR("The compiled hot path of AsyncResource."),
+    /* The signature line is what inspect.signature(AsyncResource) shows. */
+    .tp_doc = PyDoc_STR("ResourceBase(type, trigger_async_id=None, *, require_manual_destroy=False)\n"
+                        "--\n\n"
+                        "The compiled hot path of AsyncResource."),
     .tp_basicsize = sizeof(Resource),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
