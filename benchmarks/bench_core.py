@@ -2,7 +2,8 @@
 
 Run with ``scripts/bench benchmarks/bench_core.py`` (``--quick`` for a fast
 look). Every pair is timed in alternation, ``--repeats`` times, and the
-table shows medians in nanoseconds per operation and their ratio. It
+table shows medians in nanoseconds per operation and the median of the
+ratios of neighbouring samples. It
 measures the implementation that is active (the compiled accelerator, or
 the pure-Python fallback under ``ASYNC_HOOKS_PURE_PYTHON=1``); ``--paths
 both`` runs the table once for each.
@@ -131,13 +132,18 @@ def time_statement(statement: str, number: int) -> float:
     return timer.timeit(number) / number * 1e9
 
 
-def compare(baseline: str, candidate: str, number: int, repeats: int) -> tuple[float, float]:
-    """Medians of alternating runs of two statements."""
+def compare(baseline: str, candidate: str, number: int, repeats: int) -> tuple[float, float, float]:
+    """Medians of alternating runs of two statements, and the median of their ratios.
+
+    Each ratio is taken within one pair of neighbouring samples, so a load
+    that drifts over the run (a shared machine) moves both of its terms.
+    """
     base_times, cand_times = [], []
     for _ in range(repeats):
         base_times.append(time_statement(baseline, number))
         cand_times.append(time_statement(candidate, number))
-    return statistics.median(base_times), statistics.median(cand_times)
+    ratios = [cand / base for base, cand in zip(base_times, cand_times, strict=True)]
+    return statistics.median(base_times), statistics.median(cand_times), statistics.median(ratios)
 
 
 def task_creation_ns(live_stores: int, tasks: int) -> float:
@@ -249,7 +255,7 @@ def print_counts() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=45)
     parser.add_argument(
         "--paths",
         choices=["active", "both"],
@@ -268,8 +274,8 @@ def main() -> None:
     if args.callgrind:
         print_counts()
         return
-    repeats = 5 if args.quick else args.repeats
-    number = 100_000 if args.quick else 400_000
+    repeats = 9 if args.quick else args.repeats
+    number = 50_000 if args.quick else 100_000
 
     print(
         f"CPython {platform.python_version()} on {platform.machine()}, {describe_path()}, "
@@ -279,8 +285,7 @@ def main() -> None:
     print("| operation | bare contextvars (ns) | async_hooks (ns) | ratio | goal |")
     print("|---|---:|---:|---:|---|")
     for label, baseline, candidate, goal in PAIRS:
-        base, cand = compare(baseline, candidate, number, repeats)
-        ratio = cand / base
+        base, cand, ratio = compare(baseline, candidate, number, repeats)
         if goal is None or not accelerated():
             verdict = "(info)"
         else:
@@ -305,7 +310,7 @@ def main() -> None:
     print("|---:|---:|---:|")
     counts = (0, 1, 10, 100)
     samples: dict[int, list[float]] = {count: [] for count in counts}
-    for _ in range(max(3, repeats // 3)):
+    for _ in range(max(3, repeats // 9)):
         for count in counts:  # interleaved, so drift hits every count alike
             samples[count].append(task_creation_ns(count, tasks))
     base = statistics.median(samples[0])
