@@ -2,22 +2,41 @@
 
 Run with ``scripts/bench benchmarks/bench_core.py`` (``--quick`` for a fast
 look). Every pair is timed in alternation, ``--repeats`` times, and the
-table shows medians in nanoseconds per operation and their ratio.
+table shows medians in nanoseconds per operation and the median of the
+ratios of neighbouring samples. It
+measures the implementation that is active (the compiled accelerator, or
+the pure-Python fallback under ``ASYNC_HOOKS_PURE_PYTHON=1``); ``--paths
+both`` runs the table once for each.
+
+``--callgrind`` counts instructions instead, which repeat exactly where
+timings are noisy: each statement of the same pairs runs ``N`` and then
+``2N`` times under valgrind's callgrind, which dumps its counters at each
+marker call between the runs, and the cost per execution is the difference
+divided by ``N``, minus the same for an empty statement (timeit's loop).
+Startup, imports and warm-up cancel out.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
+import re
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import timeit
 from collections.abc import Callable
 from contextvars import ContextVar, copy_context
+from pathlib import Path
 from typing import Any
 
 from async_hooks import AsyncLocalStorage, AsyncResource
+from async_hooks.lowlevel import accelerated
 
 var: ContextVar[int | None] = ContextVar("bare", default=None)
 als = AsyncLocalStorage[int](name="bench")
@@ -56,19 +75,75 @@ BENCH_GLOBALS: dict[str, Any] = {
 }
 
 
+INLINE_RUN = "t = var.set(1)\ntry:\n    noop()\nfinally:\n    var.reset(t)"
+
+# (label, bare-contextvars baseline, candidate, goal: the largest ratio
+# accepted for the accelerator, None for information only).
+PAIRS: list[tuple[str, str, str, float | None]] = [
+    ("`get_store()` / `ContextVar.get()`", "var.get()", "als.get_store()", 1.02),
+    ("`run(store, noop)` / set, call and reset inline", INLINE_RUN, "als.run(1, noop)", 1.15),
+    (
+        "`run(store, noop)` / the same in a function of run's signature",
+        "raw_run(1, noop)",
+        "als.run(1, noop)",
+        None,
+    ),
+    ("`enter_with(1)` / `ContextVar.set(1)`", "var.set(1)", "als.enter_with(1)", None),
+    (
+        "bound function call / `copy_context().run(noop)`",
+        "copy_context().run(noop)",
+        "bound()",
+        1.25,
+    ),
+    (
+        "bound function call, 2 arguments / `copy_context().run(add, 1, 2)`",
+        "copy_context().run(add, 1, 2)",
+        "bound_add(1, 2)",
+        None,
+    ),
+    (
+        "snapshot runner call / `copy_context().run(noop)`",
+        "copy_context().run(noop)",
+        "runner(noop)",
+        1.25,
+    ),
+    (
+        "`run_in_async_scope(noop)` / `copy_context().run(noop)`",
+        "copy_context().run(noop)",
+        "resource.run_in_async_scope(noop)",
+        None,
+    ),
+    (
+        "`AsyncResource(...)` + `run_in_async_scope` / `copy_context().run(noop)`",
+        "copy_context().run(noop)",
+        "AsyncResource('bench').run_in_async_scope(noop)",
+        2.0,
+    ),
+]
+
+
+def describe_path() -> str:
+    return "compiled accelerator" if accelerated() else "pure-Python fallback"
+
+
 def time_statement(statement: str, number: int) -> float:
     """Nanoseconds per execution of ``statement``."""
     timer = timeit.Timer(statement, globals=BENCH_GLOBALS)
     return timer.timeit(number) / number * 1e9
 
 
-def compare(baseline: str, candidate: str, number: int, repeats: int) -> tuple[float, float]:
-    """Medians of alternating runs of two statements."""
+def compare(baseline: str, candidate: str, number: int, repeats: int) -> tuple[float, float, float]:
+    """Medians of alternating runs of two statements, and the median of their ratios.
+
+    Each ratio is taken within one pair of neighbouring samples, so a load
+    that drifts over the run (a shared machine) moves both of its terms.
+    """
     base_times, cand_times = [], []
     for _ in range(repeats):
         base_times.append(time_statement(baseline, number))
         cand_times.append(time_statement(candidate, number))
-    return statistics.median(base_times), statistics.median(cand_times)
+    ratios = [cand / base for base, cand in zip(base_times, cand_times, strict=True)]
+    return statistics.median(base_times), statistics.median(cand_times), statistics.median(ratios)
 
 
 def task_creation_ns(live_stores: int, tasks: int) -> float:
@@ -89,61 +164,143 @@ def task_creation_ns(live_stores: int, tasks: int) -> float:
     return asyncio.run(main()) / tasks * 1e9
 
 
+# -- instruction counts (callgrind) -------------------------------------------------
+
+COUNT_RUNS = 2_000
+# A libc call nothing else makes: callgrind dumps its counters before each.
+MARKER = "getppid"
+
+
+def count_inner() -> None:
+    """Under callgrind: for each statement, warm up, then N and 2N executions between markers."""
+    statements = ["pass"]
+    for _, baseline, candidate, _ in PAIRS:
+        statements += [baseline, candidate]
+    for statement in statements:
+        timer = timeit.Timer(statement, globals=BENCH_GLOBALS)
+        timer.timeit(500)
+        os.getppid()
+        timer.timeit(COUNT_RUNS)
+        os.getppid()
+        timer.timeit(2 * COUNT_RUNS)
+        os.getppid()
+
+
+def count_instructions(pure: bool) -> list[float]:
+    """Instructions per execution of ``pass`` and of each pair's two statements, in order."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--callgrind needs valgrind on PATH")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("ASYNC_HOOKS_PURE_PYTHON", None)
+    if pure:
+        env["ASYNC_HOOKS_PURE_PYTHON"] = "1"
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory, "callgrind.out")
+        subprocess.run(
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--dump-before={MARKER}",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--count-inner",
+            ],
+            env=env,
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
+        parts = sorted(Path(directory).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        totals = [_total(part) for part in parts]
+    # Each statement makes three parts: what came before its first marker
+    # (startup or the previous statement's end, and its warm-up), N, 2N.
+    per_run = [
+        (totals[index + 2] - totals[index + 1]) / COUNT_RUNS
+        for index in range(0, len(totals) - 2, 3)
+    ]
+    loop = per_run[0]
+    return [count - loop for count in per_run]
+
+
+def _total(part: Path) -> int:
+    match = re.search(r"^(?:summary|totals): (\d+)", part.read_text(), re.MULTILINE)
+    assert match is not None, part
+    return int(match.group(1))
+
+
+def print_counts() -> None:
+    paths = [False, True] if accelerated() else [True]
+    for pure in paths:
+        counts = count_instructions(pure)
+        print(
+            f"CPython {platform.python_version()} on {platform.machine()}, "
+            f"{'pure-Python fallback' if pure else 'compiled accelerator'}, "
+            "instructions per execution (callgrind, empty statement subtracted)"
+        )
+        print()
+        print("| operation | bare contextvars | async_hooks | ratio | goal |")
+        print("|---|---:|---:|---:|---|")
+        for index, (label, _, _, goal) in enumerate(PAIRS):
+            base, cand = counts[1 + 2 * index], counts[2 + 2 * index]
+            ratio = cand / base
+            verdict = "(info)" if goal is None or pure else f"<= {goal}"
+            if verdict != "(info)":
+                verdict += " met" if ratio <= goal else " NOT MET"  # type: ignore[operator]
+            print(f"| {label} | {base:.0f} | {cand:.0f} | {ratio:.2f} | {verdict} |")
+        print()
+        sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=45)
+    parser.add_argument(
+        "--paths",
+        choices=["active", "both"],
+        default="active",
+        help="both: the table again in a child process with ASYNC_HOOKS_PURE_PYTHON=1",
+    )
+    parser.add_argument("--no-tasks", action="store_true", help="skip the task-creation table")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count instructions (valgrind) instead"
+    )
+    parser.add_argument("--count-inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    repeats = 5 if args.quick else args.repeats
-    number = 100_000 if args.quick else 400_000
+    if args.count_inner:
+        count_inner()
+        return
+    if args.callgrind:
+        print_counts()
+        return
+    repeats = 9 if args.quick else args.repeats
+    number = 50_000 if args.quick else 100_000
 
-    print(f"CPython {platform.python_version()} on {platform.machine()}, {repeats} repeats")
+    print(
+        f"CPython {platform.python_version()} on {platform.machine()}, {describe_path()}, "
+        f"{repeats} repeats"
+    )
     print()
     print("| operation | bare contextvars (ns) | async_hooks (ns) | ratio | goal |")
     print("|---|---:|---:|---:|---|")
-    pairs = [
-        ("`get_store()` vs `ContextVar.get()`", "var.get()", "als.get_store()", "<= 1.05"),
-        ("`run(store, noop)` vs set/call/reset", "raw_run(1, noop)", "als.run(1, noop)", "<= 1.2"),
-        (
-            "`run(store, noop)` vs inline set/call/reset",
-            "t = var.set(1)\ntry:\n    noop()\nfinally:\n    var.reset(t)",
-            "als.run(1, noop)",
-            "(info)",
-        ),
-        (
-            "bound function call vs `copy_context().run`",
-            "copy_context().run(noop)",
-            "bound()",
-            "<= 2.0",
-        ),
-        (
-            "bound function call, 2 arguments, vs `copy_context().run`",
-            "copy_context().run(add, 1, 2)",
-            "bound_add(1, 2)",
-            "(info)",
-        ),
-        (
-            "snapshot runner call vs `copy_context().run`",
-            "copy_context().run(noop)",
-            "runner(noop)",
-            "<= 2.0",
-        ),
-        (
-            "`run_in_async_scope(noop)` vs `copy_context().run`",
-            "copy_context().run(noop)",
-            "resource.run_in_async_scope(noop)",
-            "(info)",
-        ),
-        (
-            "`AsyncResource(...)` + `run_in_async_scope` vs `copy_context().run`",
-            "copy_context().run(noop)",
-            "AsyncResource('bench').run_in_async_scope(noop)",
-            "(info)",
-        ),
-    ]
-    for label, baseline, candidate, goal in pairs:
-        base, cand = compare(baseline, candidate, number, repeats)
-        print(f"| {label} | {base:.1f} | {cand:.1f} | {cand / base:.2f} | {goal} |")
+    for label, baseline, candidate, goal in PAIRS:
+        base, cand, ratio = compare(baseline, candidate, number, repeats)
+        if goal is None or not accelerated():
+            verdict = "(info)"
+        else:
+            verdict = f"<= {goal} {'met' if ratio <= goal else 'NOT MET'}"
+        print(f"| {label} | {base:.1f} | {cand:.1f} | {ratio:.2f} | {verdict} |")
+    sys.stdout.flush()
+
+    if args.paths == "both" and accelerated():
+        print()
+        child = [sys.executable, __file__, "--repeats", str(repeats), "--no-tasks"]
+        if args.quick:
+            child.append("--quick")
+        subprocess.run(child, env={**os.environ, "ASYNC_HOOKS_PURE_PYTHON": "1"}, check=True)
+    if args.no_tasks:
+        return
 
     print()
     tasks = 20_000 if args.quick else 100_000
@@ -153,7 +310,7 @@ def main() -> None:
     print("|---:|---:|---:|")
     counts = (0, 1, 10, 100)
     samples: dict[int, list[float]] = {count: [] for count in counts}
-    for _ in range(max(3, repeats // 3)):
+    for _ in range(max(3, repeats // 9)):
         for count in counts:  # interleaved, so drift hits every count alike
             samples[count].append(task_creation_ns(count, tasks))
     base = statistics.median(samples[0])

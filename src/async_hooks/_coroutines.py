@@ -20,7 +20,9 @@ from types import CoroutineType, TracebackType
 from typing import Any, TypeVar
 
 from . import _hooks
+from ._accelerator import speedups
 from ._execution import ExecutionFrame, current_frame
+from ._validation import not_callable_error
 
 # Bound once: send() reads it on every step.
 _get_frame = current_frame.get
@@ -197,3 +199,17 @@ def bind_if_coroutine(
     if is_coroutine(result):
         return ContextCoroutine(result, context, async_id, resource)  # type: ignore[arg-type, return-value]
     return result
+
+
+if speedups is not None:
+    # What the compiled hot path calls back into: it wraps coroutines with
+    # this module's class and follows the same rules (docs/accelerator.md).
+    speedups.configure(
+        context_coroutine=ContextCoroutine,
+        foreign_coroutine_types=_foreign_coroutine_types,
+        is_foreign_coroutine_type=is_foreign_coroutine_type,
+        not_callable_error=not_callable_error,
+        current_frame=current_frame,
+        emit_before=_hooks.emit_before,
+        emit_after=_hooks.emit_after,
+    )

@@ -30,6 +30,11 @@ def new_async_id() -> int:
     return next(_async_ids)
 
 
+# The same, as the counter's own C method: what compiled code calls (no
+# Python frame in between).
+next_async_id = _async_ids.__next__
+
+
 class TopLevelResource:
     """The resource of the top-level execution (Node returns ``{}`` there).
 

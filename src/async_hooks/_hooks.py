@@ -31,6 +31,7 @@ from contextvars import copy_context
 from types import FrameType
 from typing import Any, Protocol, Self
 
+from ._accelerator import speedups
 from ._unraisable import report_unraisable
 from .errors import InvalidArgTypeError, InvalidArgValueError, InvalidAsyncCallbackError
 
@@ -84,6 +85,10 @@ class _EnabledCallbacks:
             )
             setattr(self, event, callbacks)
         self.scope_events = bool(self.before or self.after)
+        if speedups is not None:
+            speedups.set_enabled_events(
+                init=bool(self.init), destroy=bool(self.destroy), scope=self.scope_events
+            )
 
 
 enabled = _EnabledCallbacks()

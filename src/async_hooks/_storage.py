@@ -1,10 +1,13 @@
 """AsyncLocalStorage: a store that follows a unit of work through every await,
 task, callback and timer created inside it.
 
-Each instance owns one ContextVar. ``get_store`` *is* that variable's C
-``get`` method (bound on the instance), so reading a store costs exactly a
-``ContextVar.get``; ``run`` is a set and a reset. Propagation is the
-interpreter's own: asyncio copies the context into every task and callback.
+Each instance owns one ContextVar: ``get_store`` reads it, ``run`` is a set
+and a reset. Propagation is the interpreter's own: asyncio copies the
+context into every task and callback. The hot path (``get_store``, ``run``,
+``exit``, ``enter_with``, snapshot runners) is compiled when
+``async_hooks._speedups`` is available, and is the pure-Python
+``_PureStorage`` below otherwise, with the same behaviour
+(docs/accelerator.md).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import functools
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar, Token, copy_context
 from types import CoroutineType
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
+from ._accelerator import speedups
 from ._coroutines import (
     ContextCoroutine,
     bind_if_coroutine,
@@ -33,15 +37,127 @@ R = TypeVar("R")
 P = ParamSpec("P")
 
 
-class AsyncLocalStorage(Generic[T]):
+class _PureStorage:
+    """The hot path of AsyncLocalStorage in pure Python (``_speedups.StorageBase`` in C).
+
+    The variable is read on every call, never bound once: ``disable()``
+    replaces it, and a ``get_store`` saved before must read the new one.
+    """
+
+    __slots__ = ("_default", "_var")
+
+    _var: ContextVar[Any]
+    _default: Any
+
+    def get_store(self) -> Any:
+        """The store of the current execution, or ``default`` where there is none.
+
+        ``default`` is returned only where no ``run``/``enter_with`` of this
+        instance is in effect; ``run(None, fn)`` and ``exit(fn)`` store None.
+        """
+        return self._var.get()
+
+    def run(self, store: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(*args, **kwargs)`` with ``store`` as this instance's store.
+
+        The store is seen by everything ``fn`` creates (tasks, callbacks,
+        timers) and the previous one is back afterwards, also if ``fn``
+        raises. If ``fn`` returns a coroutine, the coroutine is returned
+        wrapped so that it keeps the store for its whole execution when
+        awaited.
+        """
+        var = self._var
+        token = var.set(store)
+        try:
+            result = fn(*args, **kwargs)
+            # is_coroutine(), inlined: this is the hot path of every run().
+            if type(result) is CoroutineType or (
+                result is not None and is_foreign_coroutine_type(type(result))
+            ):
+                # Copied before the reset: the coroutine also sees what fn entered.
+                result = ContextCoroutine(result, copy_context())
+        except TypeError:
+            # Checked only on failure: checking first would cost every call.
+            if not callable(fn):
+                raise not_callable_error(fn, "fn") from None
+            raise
+        finally:
+            var.reset(token)
+            if self._var is not var:  # fn called disable()
+                _end_disabled_scope(self, var)
+        return result
+
+    def exit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` outside of any store: inside, ``get_store()`` is None."""
+        return self.run(None, fn, *args, **kwargs)
+
+    def enter_with(self, store: Any, /) -> None:
+        """Make ``store`` the store for the rest of the current execution.
+
+        In asyncio that is the rest of the current task or callback, and
+        everything it schedules. Prefer ``run`` or ``with_scope``, which end.
+        """
+        self._var.set(store)
+
+
+def _end_disabled_scope(storage: _PureStorage, var: ContextVar[Any]) -> None:
+    if storage._var is not var:
+        # disable() ran inside the scope: what was entered after it ends here too.
+        storage._var.set(storage._default)
+
+
+def _pure_snapshot() -> SnapshotRunner:
+    copy_captured = copy_context().copy
+    get_frame = current_frame.get
+    captured_frame = get_frame()
+
+    def run_in_snapshot(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        context = copy_captured()
+        frame = get_frame()
+        if frame is not captured_frame:
+            # A snapshot restores stores, not an execution scope (as in
+            # Node): inside, the ids stay the caller's.
+            context.run(current_frame.set, frame)
+        try:
+            result = context.run(call_with, fn, args, kwargs) if args or kwargs else context.run(fn)
+        except TypeError:
+            if not callable(fn):
+                raise not_callable_error(fn, "fn") from None
+            raise
+        if result is None or (
+            type(result) is not CoroutineType and not is_foreign_coroutine_type(type(result))
+        ):
+            return result
+        return ContextCoroutine(result, context)
+
+    return cast(SnapshotRunner, run_in_snapshot)
+
+
+if TYPE_CHECKING or speedups is None:
+    _StorageBase = _PureStorage
+    _snapshot = _pure_snapshot
+else:
+    _StorageBase = speedups.StorageBase
+    _snapshot = speedups.snapshot
+
+
+class AsyncLocalStorage(_StorageBase, Generic[T]):
     """A store that stays coherent through asynchronous operations.
 
     ``get_store()`` returns the store of the current execution, or ``default``
     where no ``run``/``enter_with`` of this instance is in effect.
     """
 
-    # Bound in __init__ to the ContextVar's own C method; see the module doc.
-    get_store: Callable[[], T | None]
+    # _var and _default are the base's; __weakref__ for live_stores. No
+    # __dict__: without one, CPython 3.12 specialises ``als.get_store()`` as
+    # a method call on a C type (docs/benchmarks.md, "Accelerator").
+    __slots__ = (
+        "__weakref__",
+        "_crosses",
+        "_name",
+        "_on_serialize_error",
+        "_serializer",
+    )
 
     def __init__(
         self,
@@ -63,9 +179,13 @@ class AsyncLocalStorage(Generic[T]):
         self._crosses, self._serializer, self._on_serialize_error = validate_policy(
             name, crosses, serializer, on_serialize_error
         )
-        self._var: ContextVar[T | None] = self._new_var()
-        self.get_store = self._var.get
+        self._var = self._new_var()
         live_stores.register(self)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if speedups is not None:
+            speedups.own_methods(cls)  # see below the class
 
     def _new_var(self) -> ContextVar[T | None]:
         return ContextVar(f"AsyncLocalStorage({self._name!r})", default=self._default)
@@ -95,70 +215,44 @@ class AsyncLocalStorage(Generic[T]):
         """'raise' or 'warn' (skip the store) when its value cannot be serialized."""
         return self._on_serialize_error
 
-    @overload
-    def run(
-        self,
-        store: T | None,
-        fn: Callable[P, Coroutine[Any, Any, R]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> Coroutine[Any, Any, R]: ...
+    if TYPE_CHECKING:
+        # The typed faces of the base's fields and methods (the base is
+        # compiled or _PureStorage; either is what runs).
+        _var: ContextVar[T | None]
+        _default: T | None
 
-    @overload
-    def run(
-        self, store: T | None, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R: ...
+        def get_store(self) -> T | None: ...
 
-    def run(self, store: T | None, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn(*args, **kwargs)`` with ``store`` as this instance's store.
+        @overload
+        def run(
+            self,
+            store: T | None,
+            fn: Callable[P, Coroutine[Any, Any, R]],
+            /,
+            *args: P.args,
+            **kwargs: P.kwargs,
+        ) -> Coroutine[Any, Any, R]: ...
 
-        The store is seen by everything ``fn`` creates (tasks, callbacks,
-        timers) and the previous one is back afterwards, also if ``fn``
-        raises. If ``fn`` returns a coroutine, the coroutine is returned
-        wrapped so that it keeps the store for its whole execution when
-        awaited.
-        """
-        var = self._var
-        token = var.set(store)
-        try:
-            result = fn(*args, **kwargs)
-            # is_coroutine(), inlined: this is the hot path of every run().
-            if type(result) is CoroutineType or (
-                result is not None and is_foreign_coroutine_type(type(result))
-            ):
-                # Copied before the reset: the coroutine also sees what fn entered.
-                result = ContextCoroutine(result, copy_context())
-        except TypeError:
-            # Checked only on failure: checking first would cost every call.
-            if not callable(fn):
-                raise not_callable_error(fn, "fn") from None
-            raise
-        finally:
-            var.reset(token)
-            if self._var is not var:  # fn called disable()
-                self._end_disabled_scope(var)
-        return result
+        @overload
+        def run(
+            self, store: T | None, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+        ) -> R: ...
 
-    @overload
-    def exit(
-        self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> Coroutine[Any, Any, R]: ...
+        def run(
+            self, store: T | None, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+        ) -> Any: ...
 
-    @overload
-    def exit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+        @overload
+        def exit(
+            self, fn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+        ) -> Coroutine[Any, Any, R]: ...
 
-    def exit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` outside of any store: inside, ``get_store()`` is None."""
-        return self.run(None, fn, *args, **kwargs)
+        @overload
+        def exit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
-    def enter_with(self, store: T | None) -> None:
-        """Make ``store`` the store for the rest of the current execution.
+        def exit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
 
-        In asyncio that is the rest of the current task or callback, and
-        everything it schedules. Prefer ``run`` or ``with_scope``, which end.
-        """
-        self._var.set(store)
+        def enter_with(self, store: T | None, /) -> None: ...
 
     def with_scope(self, store: T | None) -> StoreScope[T]:
         """A context manager that makes ``store`` current inside its block.
@@ -167,11 +261,6 @@ class AsyncLocalStorage(Generic[T]):
         ``using _ = als.withScope(store)``.
         """
         return StoreScope(self, store)
-
-    def _end_disabled_scope(self, var: ContextVar[T | None]) -> None:
-        if self._var is not var:
-            # disable() ran inside the scope: what was entered after it ends here too.
-            self._var.set(self._default)
 
     def disable(self) -> None:
         """Exit every context of this instance, as Node's ``disable()``.
@@ -182,7 +271,6 @@ class AsyncLocalStorage(Generic[T]):
         the instance holds no reference to any store.
         """
         self._var = self._new_var()
-        self.get_store = self._var.get
 
     # -- static helpers -----------------------------------------------------
 
@@ -198,35 +286,17 @@ class AsyncLocalStorage(Generic[T]):
         Every call of the returned runner uses a fresh copy of the captured
         context, so calls do not see each other's changes and may nest.
         """
-        copy_captured = copy_context().copy
-        get_frame = current_frame.get
-        captured_frame = get_frame()
-
-        def run_in_snapshot(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-            context = copy_captured()
-            frame = get_frame()
-            if frame is not captured_frame:
-                # A snapshot restores stores, not an execution scope (as in
-                # Node): inside, the ids stay the caller's.
-                context.run(current_frame.set, frame)
-            try:
-                result = (
-                    context.run(call_with, fn, args, kwargs) if args or kwargs else context.run(fn)
-                )
-            except TypeError:
-                if not callable(fn):
-                    raise not_callable_error(fn, "fn") from None
-                raise
-            if result is None or (
-                type(result) is not CoroutineType and not is_foreign_coroutine_type(type(result))
-            ):
-                return result
-            return ContextCoroutine(result, context)
-
-        return cast(SnapshotRunner, run_in_snapshot)
+        return _snapshot()
 
     def __repr__(self) -> str:
         return f"<AsyncLocalStorage name={self._name!r} store={self.get_store()!r}>"
+
+
+if speedups is not None:
+    # CPython specialises `als.get_store()` as a C method call only when the
+    # method's descriptor belongs to the instance's exact type: inherited
+    # from the C base, every call would take the generic path.
+    speedups.own_methods(AsyncLocalStorage)
 
 
 # -- the seam for hot paths of other modules -----------------------------------
@@ -275,7 +345,7 @@ class StoreScope(Generic[T]):
 
     def __exit__(self, *exc_info: object) -> None:
         self._var.reset(self._token)
-        self._storage._end_disabled_scope(self._var)
+        _end_disabled_scope(self._storage, self._var)
 
 
 class SnapshotRunner(Protocol):

@@ -3,10 +3,12 @@
 The ids and events of ``async_hooks`` are enough to follow the life of every
 resource; a tool that draws, exports or checks them also wants to know
 whether the runtime is being tracked, to deliver queued ``destroy`` events
-before it reports, to recognise the top-level resource, and to check that
-the event stream keeps the lifecycle rules (``EventChecker``).
+before it reports, to recognise the top-level resource, to check that the
+event stream keeps the lifecycle rules (``EventChecker``), and whether the
+compiled hot path runs (``accelerated()``).
 """
 
+from ._accelerator import accelerated
 from ._checker import EventChecker, Violation
 from ._execution import TopLevelResource, new_async_id
 from ._hooks import flush_pending_destroys
@@ -16,6 +18,7 @@ __all__ = [
     "EventChecker",
     "TopLevelResource",
     "Violation",
+    "accelerated",
     "flush_pending_destroys",
     "is_tracking",
     "new_async_id",

@@ -1,0 +1,1269 @@
+/* async_hooks._speedups: the storage hot path in C.
+ *
+ * The same behaviour as the pure-Python code it replaces (_storage.py,
+ * _resource.py); docs/accelerator.md says how it is built, chosen and checked
+ * against stale builds. What is here:
+ *
+ *   StorageBase   the base of AsyncLocalStorage: get_store, run, exit, enter_with
+ *   ResourceBase  the base of AsyncResource: __init__, run_in_async_scope
+ *   BoundFunction what AsyncResource.bind returns
+ *   snapshot()    returns a SnapshotRunner
+ *
+ * The Python objects this code calls back into (ContextCoroutine, the
+ * execution-frame variable, the hook emitters, ...) are handed over once by
+ * configure() and configure_resources(), called from async_hooks._coroutines
+ * and async_hooks._resource at import.
+ *
+ * The contextvars C API is not in the limited API: one binary per interpreter.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#include "structmember.h"
+#define Py_T_OBJECT_EX T_OBJECT_EX
+#define Py_READONLY READONLY
+#endif
+
+#ifndef ASYNC_HOOKS_BUILD_STAMP
+#define ASYNC_HOOKS_BUILD_STAMP ""
+#endif
+
+/* -- what configure() hands over ------------------------------------------ */
+
+/* Single-phase init with static state: the package supports one interpreter
+ * per process, as its pure-Python module globals do. */
+static PyObject *context_coroutine;   /* the ContextCoroutine class */
+static PyObject *foreign_coroutine_types; /* dict: type -> bool, filled by is_foreign */
+static PyObject *is_foreign;          /* is_foreign_coroutine_type(cls) -> bool */
+static PyObject *not_callable_error;  /* not_callable_error(value, name) -> exception */
+static PyObject *current_frame;       /* the ContextVar of the execution frame */
+static PyObject *emit_before;         /* _hooks.emit_before(async_id) */
+static PyObject *emit_after;          /* _hooks.emit_after(async_id) */
+static PyObject *str_fn;              /* "fn" */
+
+/* What configure_resources() hands over, for AsyncResource's construction. */
+static PyObject *validate_async_type;       /* raises for a bad `type` */
+static PyObject *validate_trigger_async_id; /* raises for a bad trigger id */
+static PyObject *validate_manual_destroy;   /* raises for a non-bool flag */
+static PyObject *pending_destroys;          /* _hooks.pending_destroys (a deque) */
+static PyObject *flush_pending_destroys;    /* _hooks.flush_pending_destroys() */
+static PyObject *next_async_id;             /* _execution.next_async_id() */
+static PyObject *execution_frame;           /* the ExecutionFrame class */
+/* Where ExecutionFrame keeps its three __slots__, read from its member
+ * descriptors by configure_resources(); 0 when they are not plain slots
+ * (then frames are made by calling the class). */
+static Py_ssize_t frame_async_id_offset, frame_trigger_offset, frame_resource_offset;
+static PyObject *emit_init;                 /* _hooks.emit_init(id, type, trigger, resource) */
+static PyObject *destroy_when_collected;    /* _resource's watch: (resource) -> None */
+static PyObject *str_async_id;              /* "async_id" */
+
+/* Mirror _hooks.enabled (set_enabled_events): C ints, because every bound
+ * call and every construction tests them, and an attribute read would cost
+ * more than the rest of the test. */
+static int scope_events; /* a before or an after callback */
+static int init_events;
+static int destroy_events;
+
+static int
+configured(void)
+{
+    if (context_coroutine == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "async_hooks._speedups is used before configure()");
+        return 0;
+    }
+    return 1;
+}
+
+/* -- errors kept across cleanup -------------------------------------------- */
+
+/* PyErr_Fetch/Restore are deprecated from 3.12; one name for both. */
+#if PY_VERSION_HEX >= 0x030C0000
+typedef PyObject *SavedError;
+
+static inline SavedError
+save_error(void)
+{
+    return PyErr_GetRaisedException();
+}
+
+static inline int
+saved_is_set(SavedError saved)
+{
+    return saved != NULL;
+}
+
+/* Cleanup raised while `saved` was pending: the new error gets it as its
+ * __context__, as a `finally` block that raises does in Python. */
+static void
+chain_saved(SavedError saved)
+{
+    PyObject *raised = PyErr_GetRaisedException();
+    if (raised != saved) {
+        PyException_SetContext(raised, saved); /* steals saved */
+    }
+    else {
+        Py_DECREF(saved);
+    }
+    PyErr_SetRaisedException(raised);
+}
+
+static inline void
+restore_error(SavedError saved)
+{
+    PyErr_SetRaisedException(saved);
+}
+#else
+typedef struct {
+    PyObject *type, *value, *traceback;
+} SavedError;
+
+static inline SavedError
+save_error(void)
+{
+    SavedError saved;
+    PyErr_Fetch(&saved.type, &saved.value, &saved.traceback);
+    return saved;
+}
+
+static inline int
+saved_is_set(SavedError saved)
+{
+    return saved.type != NULL;
+}
+
+static void
+chain_saved(SavedError saved)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_NormalizeException(&saved.type, &saved.value, &saved.traceback);
+    if (saved.traceback != NULL) {
+        PyException_SetTraceback(saved.value, saved.traceback);
+    }
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != saved.value) {
+        PyException_SetContext(value, saved.value); /* steals */
+    }
+    else {
+        Py_DECREF(saved.value);
+    }
+    Py_DECREF(saved.type);
+    Py_XDECREF(saved.traceback);
+    PyErr_Restore(type, value, traceback);
+}
+
+static inline void
+restore_error(SavedError saved)
+{
+    PyErr_Restore(saved.type, saved.value, saved.traceback);
+}
+#endif
+
+/* After cleanup code: `saved` comes back, unless the cleanup raised (then
+ * its error wins, chained to `saved`). */
+static void
+finish_cleanup(SavedError saved)
+{
+    if (PyErr_Occurred()) {
+        if (saved_is_set(saved)) {
+            chain_saved(saved);
+        }
+    }
+    else {
+        restore_error(saved);
+    }
+}
+
+/* Exits `context` after a call that returned `result` (NULL: it raised);
+ * returns result, or NULL if the exit failed. Nothing is saved when nothing
+ * is pending: each save and restore costs a thread-state lookup. */
+static PyObject *
+exit_context(PyObject *context, PyObject *result)
+{
+    if (result != NULL) {
+        if (PyContext_Exit(context) < 0) {
+            Py_CLEAR(result);
+        }
+        return result;
+    }
+    SavedError saved = save_error();
+    PyContext_Exit(context);
+    finish_cleanup(saved);
+    return NULL;
+}
+
+/* A TypeError from calling `fn` becomes the library's "must be callable"
+ * error when fn is not callable. Checked only on failure: checking first
+ * would cost every call. Like `raise ... from None` in Python: no cause,
+ * context suppressed but kept. */
+static void
+replace_if_not_callable(PyObject *fn)
+{
+    if (!PyErr_ExceptionMatches(PyExc_TypeError) || PyCallable_Check(fn)) {
+        return;
+    }
+    SavedError original = save_error();
+    PyObject *error = PyObject_CallFunctionObjArgs(not_callable_error, fn, str_fn, NULL);
+    if (error == NULL) {
+        finish_cleanup(original);
+        return;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyException_SetContext(error, original); /* steals */
+#else
+    PyErr_NormalizeException(&original.type, &original.value, &original.traceback);
+    if (original.traceback != NULL) {
+        PyException_SetTraceback(original.value, original.traceback);
+    }
+    PyException_SetContext(error, original.value); /* steals */
+    Py_DECREF(original.type);
+    Py_XDECREF(original.traceback);
+#endif
+    PyException_SetCause(error, NULL); /* also sets __suppress_context__ */
+    /* Not PyErr_SetObject: it would chain to the exception being handled. */
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(error);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(error)), error, NULL);
+#endif
+}
+
+/* -- the coroutine rule (docs/semantics.md, "Coroutines") ----------------- */
+
+/* 1 if `result` is a coroutine (native or another Coroutine), 0 if not, -1 on error. */
+static int
+is_coroutine(PyObject *result)
+{
+    if (Py_IS_TYPE(result, &PyCoro_Type)) {
+        return 1;
+    }
+    if (result == Py_None) {
+        return 0;
+    }
+    PyObject *cls = (PyObject *)Py_TYPE(result);
+    PyObject *known = PyDict_GetItemWithError(foreign_coroutine_types, cls);
+    if (known != NULL) {
+        return known == Py_True;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *answer = PyObject_CallOneArg(is_foreign, cls);
+    if (answer == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(answer);
+    Py_DECREF(answer);
+    return truth;
+}
+
+/* `result` itself, or a ContextCoroutine running it in `context`. Steals
+ * `result`; `async_id` NULL means a coroutine of stores, not of a scope. */
+static PyObject *
+wrap_if_coroutine(PyObject *result, PyObject *context, PyObject *async_id, PyObject *resource)
+{
+    int coroutine = is_coroutine(result);
+    if (coroutine == 0) {
+        return result;
+    }
+    if (coroutine < 0) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    PyObject *args[4] = {result, context, async_id, resource};
+    PyObject *wrapped = PyObject_Vectorcall(context_coroutine, args, async_id ? 4 : 2, NULL);
+    Py_DECREF(result);
+    return wrapped;
+}
+
+/* Call fn(*args) with the keyword names as given. `args` may be lent to fn
+ * with PY_VECTORCALL_ARGUMENTS_OFFSET only when the slot before it is ours
+ * to borrow, which is the case for every caller here: args[-1] is the `fn`
+ * (or `store`) we were passed, and callees restore what they borrow. */
+static inline PyObject *
+call_fn(PyObject *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return PyObject_Vectorcall(fn, args, (size_t)nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+}
+
+/* -- StorageBase ------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    /* The instance's ContextVar; replaced as a whole by disable(). Read on
+     * every call, never cached elsewhere, so a get_store bound method saved
+     * before disable() reads the new variable. */
+    PyObject *var;
+    PyObject *default_value;
+} Storage;
+
+static int
+storage_traverse(Storage *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->var);
+    Py_VISIT(self->default_value);
+    return 0;
+}
+
+static int
+storage_clear(Storage *self)
+{
+    Py_CLEAR(self->var);
+    Py_CLEAR(self->default_value);
+    return 0;
+}
+
+static void
+storage_dealloc(Storage *self)
+{
+    PyObject_GC_UnTrack(self);
+    storage_clear(self);
+    /* A static base: subtype_dealloc releases the subclass's type. */
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+storage_var(Storage *self)
+{
+    if (self->var == NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "AsyncLocalStorage.__init__() was not called (no variable)");
+    }
+    return self->var;
+}
+
+PyDoc_STRVAR(get_store_doc,
+"get_store($self, /)\n--\n\n"
+"The store of the current execution, or ``default`` where there is none.\n"
+"\n"
+"``default`` is returned only where no ``run``/``enter_with`` of this\n"
+"instance is in effect; ``run(None, fn)`` and ``exit(fn)`` store None.");
+
+static PyObject *
+storage_get_store(Storage *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *var = self->var, *value;
+    if (var == NULL) {
+        return storage_var(self);
+    }
+    /* The variable was created with the instance's default. */
+    if (PyContextVar_Get(var, NULL, &value) < 0) {
+        return NULL;
+    }
+    return value;
+}
+
+/* The `finally` of run: the previous store is back. */
+static int
+end_run(Storage *self, PyObject *var, PyObject *token)
+{
+    if (PyContextVar_Reset(var, token) < 0) {
+        return -1;
+    }
+    if (self->var != var && self->var != NULL) {
+        /* fn called disable(): what was entered after it ends here too. */
+        PyObject *entered = PyContextVar_Set(self->var, self->default_value);
+        if (entered == NULL) {
+            return -1;
+        }
+        Py_DECREF(entered);
+    }
+    return 0;
+}
+
+/* run(store, fn, *args, **kwargs), with the arguments of fn starting at args. */
+static PyObject *
+storage_run_impl(Storage *self, PyObject *store, PyObject *fn,
+                 PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *var = storage_var(self);
+    if (var == NULL || !configured()) {
+        return NULL;
+    }
+    Py_INCREF(var);
+    PyObject *token = PyContextVar_Set(var, store);
+    if (token == NULL) {
+        Py_DECREF(var);
+        return NULL;
+    }
+    PyObject *result = call_fn(fn, args, nargs, kwnames);
+    if (result != NULL) {
+        int coroutine = is_coroutine(result);
+        if (coroutine < 0) {
+            Py_CLEAR(result);
+        }
+        else if (coroutine > 0) {
+            /* Copied before the reset: the coroutine also sees what fn entered. */
+            PyObject *context = PyContext_CopyCurrent();
+            PyObject *wrapped = NULL;
+            if (context != NULL) {
+                PyObject *pair[2] = {result, context};
+                wrapped = PyObject_Vectorcall(context_coroutine, pair, 2, NULL);
+                Py_DECREF(context);
+            }
+            Py_SETREF(result, wrapped);
+        }
+    }
+    else {
+        replace_if_not_callable(fn);
+    }
+    if (result != NULL) {
+        if (end_run(self, var, token) < 0) {
+            Py_CLEAR(result);
+        }
+    }
+    else {
+        SavedError saved = save_error();
+        end_run(self, var, token);
+        finish_cleanup(saved);
+    }
+    Py_DECREF(token);
+    Py_DECREF(var);
+    return result;
+}
+
+static int
+require_positional(const char *name, Py_ssize_t nargs, Py_ssize_t needed, const char *missing)
+{
+    if (nargs >= needed) {
+        return 1;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "%s() missing required positional argument%s: %s", name,
+                 needed - nargs > 1 ? "s" : "", missing);
+    return 0;
+}
+
+PyDoc_STRVAR(run_doc,
+"run($self, store, fn, /, *args, **kwargs)\n--\n\n"
+"Call ``fn(*args, **kwargs)`` with ``store`` as this instance's store.\n"
+"\n"
+"The store is seen by everything ``fn`` creates (tasks, callbacks,\n"
+"timers) and the previous one is back afterwards, also if ``fn``\n"
+"raises. If ``fn`` returns a coroutine, the coroutine is returned\n"
+"wrapped so that it keeps the store for its whole execution when\n"
+"awaited.");
+
+static PyObject *
+storage_run(Storage *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (!require_positional("AsyncLocalStorage.run", nargs, 2,
+                            nargs == 0 ? "'store' and 'fn'" : "'fn'")) {
+        return NULL;
+    }
+    return storage_run_impl(self, args[0], args[1], args + 2, nargs - 2, kwnames);
+}
+
+PyDoc_STRVAR(exit_doc,
+"exit($self, fn, /, *args, **kwargs)\n--\n\n"
+"Call ``fn`` outside of any store: inside, ``get_store()`` is None.");
+
+static PyObject *
+storage_exit(Storage *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (!require_positional("AsyncLocalStorage.exit", nargs, 1, "'fn'")) {
+        return NULL;
+    }
+    return storage_run_impl(self, Py_None, args[0], args + 1, nargs - 1, kwnames);
+}
+
+PyDoc_STRVAR(enter_with_doc,
+"enter_with($self, store, /)\n--\n\n"
+"Make ``store`` the store for the rest of the current execution.\n"
+"\n"
+"In asyncio that is the rest of the current task or callback, and\n"
+"everything it schedules. Prefer ``run`` or ``with_scope``, which end.");
+
+static PyObject *
+storage_enter_with(Storage *self, PyObject *store)
+{
+    PyObject *var = storage_var(self);
+    if (var == NULL) {
+        return NULL;
+    }
+    PyObject *token = PyContextVar_Set(var, store);
+    if (token == NULL) {
+        return NULL;
+    }
+    Py_DECREF(token);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef storage_methods[] = {
+    {"get_store", (PyCFunction)storage_get_store, METH_NOARGS, get_store_doc},
+    {"run", (PyCFunction)(void (*)(void))storage_run, METH_FASTCALL | METH_KEYWORDS, run_doc},
+    {"exit", (PyCFunction)(void (*)(void))storage_exit, METH_FASTCALL | METH_KEYWORDS, exit_doc},
+    {"enter_with", (PyCFunction)storage_enter_with, METH_O, enter_with_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef storage_members[] = {
+    {"_var", Py_T_OBJECT_EX, offsetof(Storage, var), 0, "The store's ContextVar."},
+    {"_default", Py_T_OBJECT_EX, offsetof(Storage, default_value), 0, "The store's default."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject StorageType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "async_hooks._speedups.StorageBase",
+    .tp_doc = PyDoc_STR("The compiled hot path of AsyncLocalStorage."),
+    .tp_basicsize = sizeof(Storage),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)storage_traverse,
+    .tp_clear = (inquiry)storage_clear,
+    .tp_dealloc = (destructor)storage_dealloc,
+    .tp_methods = storage_methods,
+    .tp_members = storage_members,
+};
+
+/* -- a call in a resource's scope ------------------------------------------ */
+
+/* fn(*args) inside `context` (stolen; a fresh copy), between the resource's
+ * before and after events when a hook listens for them. */
+static PyObject *
+scope_call(PyObject *context, PyObject *async_id, PyObject *resource, PyObject *fn,
+           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int check_callable)
+{
+    if (!configured() || PyContext_Enter(context) < 0) {
+        Py_DECREF(context);
+        return NULL;
+    }
+    PyObject *result;
+    if (scope_events) {
+        PyObject *before = PyObject_CallOneArg(emit_before, async_id);
+        if (before == NULL) {
+            result = NULL;
+        }
+        else {
+            Py_DECREF(before);
+            result = call_fn(fn, args, nargs, kwnames);
+            /* Node's finally: after is emitted also when fn raised. */
+            SavedError saved = save_error();
+            PyObject *after = PyObject_CallOneArg(emit_after, async_id);
+            Py_XDECREF(after);
+            finish_cleanup(saved);
+            if (after == NULL) {
+                Py_CLEAR(result);
+            }
+        }
+    }
+    else {
+        result = call_fn(fn, args, nargs, kwnames);
+    }
+    if (result == NULL && check_callable) {
+        replace_if_not_callable(fn);
+    }
+    result = exit_context(context, result);
+    if (result != NULL) {
+        result = wrap_if_coroutine(result, context, async_id, resource);
+    }
+    Py_DECREF(context);
+    return result;
+}
+
+/* -- ResourceBase ------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *context; /* captured at creation, with the resource's frame in it */
+    PyObject *async_id;
+    PyObject *trigger_async_id;
+    PyObject *type;
+    PyObject *destroyed; /* a bool: emit_destroy() was called */
+} Resource;
+
+static int
+resource_traverse(Resource *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->context);
+    Py_VISIT(self->async_id);
+    Py_VISIT(self->trigger_async_id);
+    Py_VISIT(self->type);
+    Py_VISIT(self->destroyed);
+    return 0;
+}
+
+static int
+resource_clear(Resource *self)
+{
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->async_id);
+    Py_CLEAR(self->trigger_async_id);
+    Py_CLEAR(self->type);
+    Py_CLEAR(self->destroyed);
+    return 0;
+}
+
+/* Calls a Python check that raises for a bad value; 0 when it passed. */
+static int
+check_with(PyObject *check, PyObject *value)
+{
+    PyObject *checked = PyObject_CallOneArg(check, value);
+    if (checked == NULL) {
+        return -1;
+    }
+    Py_DECREF(checked);
+    return 0;
+}
+
+/* ExecutionFrame(async_id, trigger_async_id, resource), without running its
+ * Python __init__: what that __init__ does for a resource that can be
+ * referenced weakly (every AsyncResource), written into its slots. */
+static PyObject *
+new_frame(PyObject *async_id, PyObject *trigger_id, PyObject *resource)
+{
+    if (frame_async_id_offset == 0) {
+        PyObject *args[3] = {async_id, trigger_id, resource};
+        return PyObject_Vectorcall(execution_frame, args, 3, NULL);
+    }
+    PyObject *ref = PyWeakref_NewRef(resource, NULL);
+    if (ref == NULL) {
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)execution_frame;
+    PyObject *frame = type->tp_alloc(type, 0);
+    if (frame == NULL) {
+        Py_DECREF(ref);
+        return NULL;
+    }
+    char *base = (char *)frame;
+    *(PyObject **)(base + frame_async_id_offset) = Py_NewRef(async_id);
+    *(PyObject **)(base + frame_trigger_offset) = Py_NewRef(trigger_id);
+    *(PyObject **)(base + frame_resource_offset) = ref;
+    return frame;
+}
+
+/* The offset of a plain object slot `name` of `type`, 0 if it is not one. */
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *descriptor = PyObject_GetAttrString(type, name);
+    if (descriptor == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t offset = 0;
+    if (Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type == Py_T_OBJECT_EX && member->flags == 0) {
+            offset = member->offset;
+        }
+    }
+    Py_DECREF(descriptor);
+    return offset;
+}
+
+/* AsyncResource.__init__ (the pure-Python one is in _resource.py): validate,
+ * take an id, capture the context with the resource's execution frame in
+ * it, emit init, and watch for collection when a destroy hook listens. */
+static int
+resource_init(Resource *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"type", "trigger_async_id", "require_manual_destroy", NULL};
+    PyObject *type, *trigger = Py_None, *manual = Py_False;
+    if (validate_async_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "async_hooks._speedups is used before configure_resources()");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$O:AsyncResource", names, &type,
+                                     &trigger, &manual)) {
+        return -1;
+    }
+    /* The checks run in Python only for what they reject or must look at. */
+    if ((!PyUnicode_Check(type) || PyUnicode_GET_LENGTH(type) == 0) &&
+        check_with(validate_async_type, type) < 0) {
+        return -1;
+    }
+    if (!PyBool_Check(manual) && check_with(validate_manual_destroy, manual) < 0) {
+        return -1;
+    }
+    PyObject *trigger_id;
+    if (trigger == Py_None) {
+        PyObject *frame;
+        if (PyContextVar_Get(current_frame, NULL, &frame) < 0) {
+            return -1;
+        }
+        trigger_id = PyObject_GetAttr(frame, str_async_id);
+        Py_DECREF(frame);
+        if (trigger_id == NULL) {
+            return -1;
+        }
+    }
+    else {
+        if (check_with(validate_trigger_async_id, trigger) < 0) {
+            return -1;
+        }
+        trigger_id = Py_NewRef(trigger);
+    }
+    int pending = PyObject_IsTrue(pending_destroys);
+    if (pending > 0) {
+        PyObject *flushed = PyObject_CallNoArgs(flush_pending_destroys);
+        Py_XDECREF(flushed);
+        pending = flushed == NULL ? -1 : 0;
+    }
+    if (pending < 0) {
+        Py_DECREF(trigger_id);
+        return -1;
+    }
+    PyObject *async_id = PyObject_CallNoArgs(next_async_id);
+    if (async_id == NULL) {
+        Py_DECREF(trigger_id);
+        return -1;
+    }
+    Py_XSETREF(self->async_id, async_id);
+    Py_XSETREF(self->trigger_async_id, trigger_id);
+    Py_XSETREF(self->type, Py_NewRef(type));
+    Py_XSETREF(self->destroyed, Py_NewRef(Py_False));
+
+    PyObject *frame = new_frame(async_id, trigger_id, (PyObject *)self);
+    if (frame == NULL) {
+        return -1;
+    }
+    PyObject *context = PyContext_CopyCurrent();
+    if (context == NULL || PyContext_Enter(context) < 0) {
+        Py_XDECREF(context);
+        Py_DECREF(frame);
+        return -1;
+    }
+    PyObject *token = PyContextVar_Set(current_frame, frame);
+    Py_DECREF(frame);
+    int exited = PyContext_Exit(context);
+    if (token == NULL || exited < 0) {
+        Py_XDECREF(token);
+        Py_DECREF(context);
+        return -1;
+    }
+    Py_DECREF(token);
+    Py_XSETREF(self->context, context);
+
+    if (init_events) {
+        PyObject *init_args[4] = {async_id, type, trigger_id, (PyObject *)self};
+        PyObject *emitted = PyObject_Vectorcall(emit_init, init_args, 4, NULL);
+        if (emitted == NULL) {
+            return -1;
+        }
+        Py_DECREF(emitted);
+    }
+    if (destroy_events && manual == Py_False &&
+        check_with(destroy_when_collected, (PyObject *)self) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void
+resource_dealloc(Resource *self)
+{
+    PyObject_GC_UnTrack(self);
+    resource_clear(self);
+    /* A static base: subtype_dealloc releases the subclass's type. */
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyDoc_STRVAR(run_in_async_scope_doc,
+"run_in_async_scope($self, fn, /, *args, **kwargs)\n--\n\n"
+"Call ``fn`` in this resource's scope, between ``before`` and ``after``.\n"
+"\n"
+"Inside, the stores are those of the resource's creation and\n"
+"``execution_async_id()`` is this resource's id. A returned coroutine\n"
+"keeps that scope (and its before/after) for each of its steps.");
+
+static PyObject *
+resource_run_in_async_scope(Resource *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames)
+{
+    if (!require_positional("AsyncResource.run_in_async_scope", nargs, 1, "'fn'")) {
+        return NULL;
+    }
+    if (self->context == NULL || self->async_id == NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "AsyncResource.__init__() was not called (no context)");
+        return NULL;
+    }
+    PyObject *context = PyContext_Copy(self->context);
+    if (context == NULL) {
+        return NULL;
+    }
+    return scope_call(context, self->async_id, (PyObject *)self, args[0], args + 1, nargs - 1,
+                      kwnames, 1);
+}
+
+static PyMethodDef resource_methods[] = {
+    {"run_in_async_scope", (PyCFunction)(void (*)(void))resource_run_in_async_scope,
+     METH_FASTCALL | METH_KEYWORDS, run_in_async_scope_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef resource_members[] = {
+    {"_context", Py_T_OBJECT_EX, offsetof(Resource, context), 0,
+     "The context captured at creation."},
+    {"_async_id", Py_T_OBJECT_EX, offsetof(Resource, async_id), 0, "The resource's id."},
+    {"_trigger_async_id", Py_T_OBJECT_EX, offsetof(Resource, trigger_async_id), 0,
+     "The id of the execution that created it."},
+    {"_type", Py_T_OBJECT_EX, offsetof(Resource, type), 0, "The type given."},
+    {"_destroyed", Py_T_OBJECT_EX, offsetof(Resource, destroyed), 0,
+     "Whether emit_destroy() was called."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ResourceType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "async_hooks._speedups.ResourceBase",
+    /* The signature line is what inspect.signature(AsyncResource) shows. */
+    .tp_doc = PyDoc_STR("ResourceBase(type, trigger_async_id=None, *, require_manual_destroy=False)\n"
+                        "--\n\n"
+                        "The compiled hot path of AsyncResource."),
+    .tp_basicsize = sizeof(Resource),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)resource_init,
+    .tp_traverse = (traverseproc)resource_traverse,
+    .tp_clear = (inquiry)resource_clear,
+    .tp_dealloc = (destructor)resource_dealloc,
+    .tp_methods = resource_methods,
+    .tp_members = resource_members,
+};
+
+/* -- callables that behave as functions in a class body ------------------- */
+
+/* A Python function stored on a class binds to the instance; the objects
+ * below replace Python functions, so they bind the same way. */
+static PyObject *
+bind_as_method(PyObject *self, PyObject *instance, PyObject *Py_UNUSED(owner))
+{
+    if (instance == NULL || instance == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, instance);
+}
+
+/* -- BoundFunction ------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *context; /* the resource's, copied on every call */
+    PyObject *fn;
+    PyObject *async_id;
+    PyObject *resource;
+    PyObject *dict; /* __name__, __wrapped__, ... from functools.update_wrapper */
+    PyObject *weakrefs;
+    vectorcallfunc vectorcall;
+} Bound;
+
+static PyObject *
+bound_vectorcall(Bound *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *context = PyContext_Copy(self->context);
+    if (context == NULL) {
+        return NULL;
+    }
+    /* fn was checked when bound: a TypeError is fn's own. */
+    return scope_call(context, self->async_id, self->resource, self->fn, args,
+                      PyVectorcall_NARGS(nargsf), kwnames, 0);
+}
+
+static PyObject *
+bound_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *context, *fn, *async_id, *resource;
+    static char *names[] = {"context", "fn", "async_id", "resource", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OOO:BoundFunction", names,
+                                     &PyContext_Type, &context, &fn, &async_id, &resource)) {
+        return NULL;
+    }
+    Bound *self = (Bound *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->context = Py_NewRef(context);
+    self->fn = Py_NewRef(fn);
+    self->async_id = Py_NewRef(async_id);
+    self->resource = Py_NewRef(resource);
+    self->vectorcall = (vectorcallfunc)bound_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+bound_traverse(Bound *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->context);
+    Py_VISIT(self->fn);
+    Py_VISIT(self->async_id);
+    Py_VISIT(self->resource);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+bound_clear(Bound *self)
+{
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->fn);
+    Py_CLEAR(self->async_id);
+    Py_CLEAR(self->resource);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+bound_dealloc(Bound *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    bound_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+bound_repr(Bound *self)
+{
+    return PyUnicode_FromFormat("<async_hooks bound function %R>", self->fn);
+}
+
+static PyGetSetDef bound_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject BoundType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "async_hooks._speedups.BoundFunction",
+    .tp_doc = PyDoc_STR("A function bound to a resource's scope (AsyncResource.bind)."),
+    .tp_basicsize = sizeof(Bound),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = bound_new,
+    .tp_traverse = (traverseproc)bound_traverse,
+    .tp_clear = (inquiry)bound_clear,
+    .tp_dealloc = (destructor)bound_dealloc,
+    .tp_repr = (reprfunc)bound_repr,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Bound, vectorcall),
+    .tp_dictoffset = offsetof(Bound, dict),
+    .tp_weaklistoffset = offsetof(Bound, weakrefs),
+    .tp_descr_get = bind_as_method,
+    .tp_getset = bound_getset,
+};
+
+/* -- SnapshotRunner ------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *context; /* captured by snapshot(), copied on every call */
+    PyObject *frame;   /* the execution frame current at capture */
+    PyObject *weakrefs;
+    vectorcallfunc vectorcall;
+} Snapshot;
+
+static PyObject *
+snapshot_vectorcall(Snapshot *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (!require_positional("snapshot runner", nargs, 1, "'fn'")) {
+        return NULL;
+    }
+    PyObject *fn = args[0], *frame;
+    if (!configured() || PyContextVar_Get(current_frame, NULL, &frame) < 0) {
+        return NULL;
+    }
+    PyObject *context = PyContext_Copy(self->context);
+    if (context == NULL) {
+        Py_DECREF(frame);
+        return NULL;
+    }
+    if (PyContext_Enter(context) < 0) {
+        Py_DECREF(frame);
+        Py_DECREF(context);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    int frame_ok = 1;
+    if (frame != self->frame) {
+        /* A snapshot restores stores, not an execution scope (as in Node):
+         * inside, the ids stay the caller's. */
+        PyObject *token = PyContextVar_Set(current_frame, frame);
+        frame_ok = token != NULL;
+        Py_XDECREF(token);
+    }
+    Py_DECREF(frame);
+    if (frame_ok) {
+        result = call_fn(fn, args + 1, nargs - 1, kwnames);
+        if (result == NULL) {
+            replace_if_not_callable(fn);
+        }
+    }
+    result = exit_context(context, result);
+    if (result != NULL) {
+        result = wrap_if_coroutine(result, context, NULL, NULL);
+    }
+    Py_DECREF(context);
+    return result;
+}
+
+static int
+snapshot_traverse(Snapshot *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->context);
+    Py_VISIT(self->frame);
+    return 0;
+}
+
+static int
+snapshot_clear(Snapshot *self)
+{
+    Py_CLEAR(self->context);
+    Py_CLEAR(self->frame);
+    return 0;
+}
+
+static void
+snapshot_dealloc(Snapshot *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    snapshot_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject SnapshotType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "async_hooks._speedups.SnapshotRunner",
+    .tp_doc = PyDoc_STR("runner(fn, /, *args, **kwargs): fn in a fresh copy of the captured context."),
+    .tp_basicsize = sizeof(Snapshot),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_traverse = (traverseproc)snapshot_traverse,
+    .tp_clear = (inquiry)snapshot_clear,
+    .tp_dealloc = (destructor)snapshot_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Snapshot, vectorcall),
+    .tp_weaklistoffset = offsetof(Snapshot, weakrefs),
+    .tp_descr_get = bind_as_method,
+};
+
+PyDoc_STRVAR(snapshot_doc,
+"snapshot()\n--\n\n"
+"Capture the current context; the result runs functions inside it.\n"
+"\n"
+"Every call of the returned runner uses a fresh copy of the captured\n"
+"context, so calls do not see each other's changes and may nest.");
+
+static PyObject *
+snapshot(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    if (!configured()) {
+        return NULL;
+    }
+    Snapshot *self = PyObject_GC_New(Snapshot, &SnapshotType);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->weakrefs = NULL;
+    self->vectorcall = (vectorcallfunc)snapshot_vectorcall;
+    self->frame = NULL;
+    self->context = PyContext_CopyCurrent();
+    if (self->context == NULL || PyContextVar_Get(current_frame, NULL, &self->frame) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+/* -- module functions ---------------------------------------------------------- */
+
+PyDoc_STRVAR(configure_doc,
+"configure(*, context_coroutine, foreign_coroutine_types, is_foreign_coroutine_type,\n"
+"          not_callable_error, current_frame, emit_before, emit_after)\n--\n\n"
+"Hand over the Python objects the compiled code calls back into.");
+
+static PyObject *
+configure(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    PyObject *coroutine, *types, *foreign, *error, *frame, *before, *after;
+    static char *names[] = {"context_coroutine", "foreign_coroutine_types",
+                            "is_foreign_coroutine_type", "not_callable_error",
+                            "current_frame", "emit_before", "emit_after", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OO!OOO!OO:configure", names, &coroutine,
+                                     &PyDict_Type, &types, &foreign, &error,
+                                     &PyContextVar_Type, &frame, &before, &after)) {
+        return NULL;
+    }
+    Py_XSETREF(context_coroutine, Py_NewRef(coroutine));
+    Py_XSETREF(foreign_coroutine_types, Py_NewRef(types));
+    Py_XSETREF(is_foreign, Py_NewRef(foreign));
+    Py_XSETREF(not_callable_error, Py_NewRef(error));
+    Py_XSETREF(current_frame, Py_NewRef(frame));
+    Py_XSETREF(emit_before, Py_NewRef(before));
+    Py_XSETREF(emit_after, Py_NewRef(after));
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(configure_resources_doc,
+"configure_resources(*, validate_async_type, validate_trigger_async_id,\n"
+"                    validate_manual_destroy, pending_destroys, flush_pending_destroys,\n"
+"                    next_async_id, execution_frame, emit_init, destroy_when_collected)\n--\n\n"
+"Hand over what AsyncResource's construction calls back into.");
+
+static PyObject *
+configure_resources(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    PyObject *async_type, *trigger, *manual, *pending, *flush, *ids, *frame, *init, *watch;
+    static char *names[] = {"validate_async_type", "validate_trigger_async_id",
+                            "validate_manual_destroy", "pending_destroys",
+                            "flush_pending_destroys", "next_async_id", "execution_frame",
+                            "emit_init", "destroy_when_collected", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOOO:configure_resources", names,
+                                     &async_type, &trigger, &manual, &pending, &flush, &ids,
+                                     &frame, &init, &watch)) {
+        return NULL;
+    }
+    Py_XSETREF(validate_async_type, Py_NewRef(async_type));
+    Py_XSETREF(validate_trigger_async_id, Py_NewRef(trigger));
+    Py_XSETREF(validate_manual_destroy, Py_NewRef(manual));
+    Py_XSETREF(pending_destroys, Py_NewRef(pending));
+    Py_XSETREF(flush_pending_destroys, Py_NewRef(flush));
+    Py_XSETREF(next_async_id, Py_NewRef(ids));
+    if (!PyType_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "execution_frame must be a class");
+        return NULL;
+    }
+    Py_XSETREF(execution_frame, Py_NewRef(frame));
+    frame_async_id_offset = slot_offset(frame, "async_id");
+    frame_trigger_offset = slot_offset(frame, "trigger_async_id");
+    frame_resource_offset = slot_offset(frame, "_resource");
+    if (frame_trigger_offset == 0 || frame_resource_offset == 0) {
+        frame_async_id_offset = 0;
+    }
+    Py_XSETREF(emit_init, Py_NewRef(init));
+    Py_XSETREF(destroy_when_collected, Py_NewRef(watch));
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(set_enabled_events_doc,
+"set_enabled_events(*, init, destroy, scope)\n--\n\n"
+"Whether an init, a destroy, and a before or after callback is enabled\n"
+"(mirrors _hooks.enabled).");
+
+static PyObject *
+set_enabled_events(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    int init, destroy, scope;
+    static char *names[] = {"init", "destroy", "scope", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ppp:set_enabled_events", names, &init,
+                                     &destroy, &scope)) {
+        return NULL;
+    }
+    init_events = init;
+    destroy_events = destroy;
+    scope_events = scope;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(own_methods_doc,
+"own_methods(cls, /)\n--\n\n"
+"Give a subclass of StorageBase or ResourceBase its own descriptors of their methods.\n"
+"\n"
+"CPython specialises a call of a C method only when the instance's type is\n"
+"exactly the method's own type; inherited from the C base, every call takes\n"
+"the generic path (docs/benchmarks.md, \"Accelerator\"). A method that cls\n"
+"or a class between it and the base overrides is left alone.");
+
+static PyObject *
+own_methods(PyObject *Py_UNUSED(module), PyObject *cls)
+{
+    PyMethodDef *methods;
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "own_methods() needs a class");
+        return NULL;
+    }
+    if (PyType_IsSubtype((PyTypeObject *)cls, &StorageType)) {
+        methods = storage_methods;
+    }
+    else if (PyType_IsSubtype((PyTypeObject *)cls, &ResourceType)) {
+        methods = resource_methods;
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError,
+                        "own_methods() needs a subclass of StorageBase or ResourceBase");
+        return NULL;
+    }
+    for (PyMethodDef *def = methods; def->ml_name != NULL; def++) {
+        PyObject *current = PyObject_GetAttrString(cls, def->ml_name);
+        if (current == NULL) {
+            return NULL;
+        }
+        int ours = Py_IS_TYPE(current, &PyMethodDescr_Type) &&
+                   ((PyMethodDescrObject *)current)->d_method == def;
+        Py_DECREF(current);
+        if (!ours) {
+            continue;
+        }
+        PyObject *descriptor = PyDescr_NewMethod((PyTypeObject *)cls, def);
+        if (descriptor == NULL) {
+            return NULL;
+        }
+        int failed = PyObject_SetAttrString(cls, def->ml_name, descriptor);
+        Py_DECREF(descriptor);
+        if (failed) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"own_methods", own_methods, METH_O, own_methods_doc},
+    {"snapshot", snapshot, METH_NOARGS, snapshot_doc},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     configure_doc},
+    {"configure_resources", (PyCFunction)(void (*)(void))configure_resources,
+     METH_VARARGS | METH_KEYWORDS, configure_resources_doc},
+    {"set_enabled_events", (PyCFunction)(void (*)(void))set_enabled_events,
+     METH_VARARGS | METH_KEYWORDS, set_enabled_events_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "async_hooks._speedups",
+    .m_doc = "The compiled storage hot path of async_hooks (docs/accelerator.md).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyTypeObject *types[] = {&StorageType, &ResourceType, &BoundType, &SnapshotType};
+    const char *names[] = {"StorageBase", "ResourceBase", "BoundFunction", "SnapshotRunner"};
+    str_fn = PyUnicode_InternFromString("fn");
+    str_async_id = PyUnicode_InternFromString("async_id");
+    if (str_fn == NULL || str_async_id == NULL) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (PyType_Ready(types[i]) < 0 ||
+            PyModule_AddObjectRef(module, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
+    if (PyModule_AddStringConstant(module, "BUILD_STAMP", ASYNC_HOOKS_BUILD_STAMP) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

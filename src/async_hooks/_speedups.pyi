@@ -1,0 +1,64 @@
+# The compiled accelerator (src/async_hooks/_speedups.c); what Python sees of it.
+from collections.abc import Callable
+from contextvars import Context, ContextVar
+from typing import Any
+
+BUILD_STAMP: str
+
+class StorageBase:
+    _var: ContextVar[Any]
+    _default: Any
+    def get_store(self) -> Any: ...
+    def run(self, store: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+    def exit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+    def enter_with(self, store: Any, /) -> None: ...
+
+class ResourceBase:
+    _context: Context
+    _async_id: int
+    _trigger_async_id: int
+    _type: str
+    _destroyed: bool
+    def __init__(
+        self,
+        type: str,
+        trigger_async_id: int | None = None,
+        *,
+        require_manual_destroy: bool = False,
+    ) -> None: ...
+    def run_in_async_scope(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+class BoundFunction:
+    def __init__(
+        self, context: Context, fn: Callable[..., Any], async_id: int, resource: object
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+class SnapshotRunner:
+    def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+def snapshot() -> SnapshotRunner: ...
+def configure(
+    *,
+    context_coroutine: type,
+    foreign_coroutine_types: dict[type, bool],
+    is_foreign_coroutine_type: Callable[[type], bool],
+    not_callable_error: Callable[[Any, str], BaseException],
+    current_frame: ContextVar[Any],
+    emit_before: Callable[[int], None],
+    emit_after: Callable[[int], None],
+) -> None: ...
+def configure_resources(
+    *,
+    validate_async_type: Callable[[Any], object],
+    validate_trigger_async_id: Callable[[Any], object],
+    validate_manual_destroy: Callable[[Any], object],
+    pending_destroys: object,
+    flush_pending_destroys: Callable[[], None],
+    next_async_id: Callable[[], int],
+    execution_frame: type,
+    emit_init: Callable[[int, str, int, object], None],
+    destroy_when_collected: Callable[[Any], None],
+) -> None: ...
+def set_enabled_events(*, init: bool, destroy: bool, scope: bool) -> None: ...
+def own_methods(cls: type, /) -> None: ...
