@@ -60,7 +60,14 @@ FACES = {
         "uninstall",
         "with_exception_context",
     ],
-    "async_hooks.diagnostics": ["ActiveResource", "CreationSite", "get_active_resources"],
+    "async_hooks.diagnostics": [
+        "ActiveResource",
+        "CreationSite",
+        "ResourceHistory",
+        "TraceWriter",
+        "get_active_resources",
+        "why_running",
+    ],
     "async_hooks.lowlevel": [
         "TopLevelResource",
         "flush_pending_destroys",

@@ -2,13 +2,25 @@
 
 ``get_active_resources()`` lists every live resource with its type, ids, age,
 creation site and the stores of the request it belongs to; see
-docs/diagnostics.md.
+docs/diagnostics.md. The tools of ``python -m async_hooks`` are here as
+Python APIs too: ``TraceWriter`` (Chrome trace files), ``why_running()``
+with a ``ResourceHistory`` for causal chains; see docs/tools.md.
 """
 
 from ._active import ActiveResource, get_active_resources
 from ._runtime._live import CreationSite
+from ._tools._history import ResourceHistory
+from ._tools._trace import TraceWriter
+from ._tools._why_running import why_running
 
-__all__ = ["ActiveResource", "CreationSite", "get_active_resources"]
+__all__ = [
+    "ActiveResource",
+    "CreationSite",
+    "ResourceHistory",
+    "TraceWriter",
+    "get_active_resources",
+    "why_running",
+]
 
 # repr() and help() name the path users import from, not the private module.
 for _name in __all__:

@@ -1,0 +1,398 @@
+"""Chrome Trace Event Format files, written while the program runs.
+
+Perfetto, ``chrome://tracing`` and speedscope open them. What is written:
+
+* ``"M"`` metadata naming the process and each thread;
+* one ``"X"`` slice per callback or task step, on the thread where it ran,
+  named by the resource's type and the user code that created it, with the
+  async id, trigger id and the named stores' values in ``args``;
+* a flow (``"s"`` at the creation, ``"f"`` bound to the first step) from the
+  execution that created each resource to that resource's first step;
+* the resource's lifetime, ``init`` to ``destroy``, as an async span
+  (``"b"``/``"e"``, ``id`` = async id), and ``promise_resolve`` as an instant.
+
+Use::
+
+    with TraceWriter("trace.json", stores=["request"]):
+        asyncio.run(main())
+
+Events go through a bounded queue to the file (a background thread writes
+it every 100 ms; a producer that finds the queue full writes it itself), so
+memory stays flat however long the program runs. The file is a JSON array,
+valid once :meth:`TraceWriter.close` wrote its final ``]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Self
+
+from .. import _hooks
+from .._execution import TOP_LEVEL_ASYNC_ID
+from .._runtime._live import CreationSite, live_resources
+from ._values import DEFAULT_REPR_LIMIT, NamedStores
+
+# Written by the background thread this often (seconds).
+_FLUSH_INTERVAL = 0.1
+# A producer that finds this many events queued writes them itself: the
+# bound on the memory the queue can take (about 250 bytes an event).
+_HIGH_WATER = 20_000
+
+
+def site_label(site: CreationSite | None) -> str:
+    """``file.py:12 handler``, the file relative to the working directory when under it."""
+    if site is None:
+        return ""
+    path = site.filename
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        relative = path
+    if not relative.startswith(".."):
+        path = relative
+    return f"{path}:{site.lineno} {site.function}"
+
+
+class _Resource:
+    """What the trace remembers of a live resource: its name and ids, encoded once."""
+
+    __slots__ = ("args_prefix", "name_json", "started", "type_json")
+
+    def __init__(self, type_json: str, name_json: str, args_prefix: str) -> None:
+        self.type_json = type_json
+        self.name_json = name_json
+        self.args_prefix = args_prefix
+        self.started = False
+
+
+class TraceWriter:
+    """A hook that writes the program's resources and steps to a Chrome trace file.
+
+    ``stores`` names the ``AsyncLocalStorage`` instances (by their ``name``)
+    whose values go into each event's ``args``, rendered with a bounded
+    ``repr`` (``repr_limit`` characters). Enabled by ``start()`` or
+    ``with``; ``close()`` disables it and finishes the file, and is safe to
+    call more than once and from a signal handler.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        stores: Iterable[str] = (),
+        repr_limit: int = DEFAULT_REPR_LIMIT,
+        process_name: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.stores = NamedStores(stores, repr_limit)
+        self.process_name = process_name or os.path.basename(sys.argv[0] or "python")
+        self.events_written = 0
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self._file.write("[\n")
+        self._first_event = True
+        self._queue: deque[str] = deque()
+        self._write_lock = threading.Lock()
+        self._writer_ident: int | None = None
+        self._closed = False
+        self._pid = os.getpid()
+        self._origin = time.perf_counter()
+        self._resources: dict[int, _Resource] = {}
+        # thread id -> the steps running on it, innermost last: (async id, start)
+        self._stacks: dict[int, list[tuple[int, float]]] = {}
+        self._named_threads: set[int] = set()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._hook = _hooks.AsyncHook(
+            {
+                "init": self._init,
+                "before": self._before,
+                "after": self._after,
+                "destroy": self._destroy,
+                "promise_resolve": self._promise_resolve,
+            }
+        )
+        self._metadata("process_name", {"name": self.process_name}, tid=0)
+        _writers.add(self)
+
+    # -- the life of the writer ---------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the background writer (before tracking, so it is not traced) and the hook."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._write_periodically, name="async-hooks-trace-writer", daemon=True
+            )
+            self._thread.start()
+        self._hook.enable()
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop tracing and finish the file: it is valid JSON from then on."""
+        if self._closed:
+            return
+        self._hook.disable()
+        end = self._now()
+        # The top level as a slice of its own, so that flows from it have an anchor.
+        self.add_slice(
+            f"__main__ {self.process_name}",
+            0.0,
+            end,
+            cat="program",
+            args={"async_id": TOP_LEVEL_ASYNC_ID},
+            tid=threading.main_thread().native_id,
+        )
+        self._wake.set()
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._drain_locked()
+            self._file.write("\n]\n")
+            self._file.close()
+
+    def close_from_signal(self) -> None:
+        """``close()`` from a signal handler, which may have interrupted this thread's write."""
+        if self._writer_ident == threading.get_ident():
+            # This thread is inside _drain_locked: finishing the file now would
+            # interleave with that write. Leave the tail to the exit path.
+            return
+        if self._write_lock.acquire(timeout=2.0):
+            self._write_lock.release()
+            self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _write_periodically(self) -> None:
+        while not self._closed:
+            self._wake.wait(_FLUSH_INTERVAL)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued events to the file now."""
+        with self._write_lock:
+            if not self._closed:
+                self._drain_locked()
+                self._file.flush()
+
+    def _drain_locked(self) -> None:
+        queue = self._queue
+        count = len(queue)
+        if not count:
+            return
+        events = [queue.popleft() for _ in range(count)]
+        separator = "" if self._first_event else ",\n"
+        self._first_event = False
+        self._writer_ident = threading.get_ident()
+        try:
+            self._file.write(separator + ",\n".join(events))
+        finally:
+            self._writer_ident = None
+        self.events_written += count
+
+    def _put(self, event: str) -> None:
+        queue = self._queue
+        queue.append(event)
+        if len(queue) > _HIGH_WATER:
+            self.flush()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent owns the file: the child writes its own, beside it.
+        stem, suffix = os.path.splitext(self.path)
+        self.path = f"{stem}.{os.getpid()}{suffix or '.json'}"
+        self._pid = os.getpid()
+        self._queue.clear()
+        self._write_lock = threading.Lock()
+        self._writer_ident = None
+        self._named_threads.clear()
+        self._stacks.clear()
+        if self._closed:
+            return
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        self._file.write("[\n")
+        self._first_event = True
+        self._metadata("process_name", {"name": f"{self.process_name} (child)"}, tid=0)
+        self._thread = None
+        self._wake = threading.Event()
+        if self._hook.enabled:
+            self._thread = threading.Thread(
+                target=self._write_periodically, name="async-hooks-trace-writer", daemon=True
+            )
+            self._thread.start()
+
+    # -- events anyone may add ----------------------------------------------------------
+
+    def _now(self) -> float:
+        return (time.perf_counter() - self._origin) * 1e6
+
+    def now(self) -> float:
+        """The trace's clock: microseconds since the writer was made."""
+        return self._now()
+
+    def add_slice(
+        self,
+        name: str,
+        start: float,
+        end: float,
+        *,
+        cat: str,
+        args: dict[str, Any] | None = None,
+        tid: int | None = None,
+    ) -> None:
+        """A complete slice from ``start`` to ``end`` (trace clock, see :meth:`now`)."""
+        event = {
+            "ph": "X",
+            "name": name,
+            "cat": cat,
+            "ts": round(start, 3),
+            "dur": round(max(end - start, 0.0), 3),
+            "pid": self._pid,
+            "tid": threading.get_native_id() if tid is None else tid,
+            "args": args or {},
+        }
+        self._put(json.dumps(event, default=str))
+
+    def add_instant(self, name: str, *, cat: str, args: dict[str, Any], scope: str = "t") -> None:
+        """An instant event now; ``scope`` is ``"t"`` (thread), ``"p"`` or ``"g"``."""
+        event = {
+            "ph": "i",
+            "s": scope,
+            "name": name,
+            "cat": cat,
+            "ts": round(self._now(), 3),
+            "pid": self._pid,
+            "tid": threading.get_native_id(),
+            "args": args,
+        }
+        self._put(json.dumps(event, default=str))
+
+    def _metadata(self, kind: str, args: dict[str, Any], *, tid: int) -> None:
+        self._put(json.dumps({"ph": "M", "name": kind, "pid": self._pid, "tid": tid, "args": args}))
+
+    def _thread_id(self) -> int:
+        tid = threading.get_native_id()
+        if tid not in self._named_threads:
+            self._named_threads.add(tid)
+            self._metadata("thread_name", {"name": threading.current_thread().name}, tid=tid)
+        return tid
+
+    # -- the hook's callbacks ---------------------------------------------------------
+    # Encoded by hand rather than through json.dumps: these run for every
+    # event, and the fixed parts need no escaping.
+
+    def _stores_json(self) -> str:
+        if not self.stores:
+            return ""
+        values = self.stores.current()
+        if not values:
+            return ""
+        return "," + json.dumps(values)[1:-1]
+
+    def _init(self, async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
+        ts = self._now()
+        tid = self._thread_id()
+        tracked = live_resources.get(async_id)
+        label = site_label(None if tracked is None else tracked.creation_site)
+        name_json = json.dumps(f"{type} {label}" if label else type)
+        args_prefix = f'"async_id":{async_id},"trigger_async_id":{trigger_async_id}'
+        type_json = json.dumps(type)
+        self._resources[async_id] = _Resource(type_json, name_json, args_prefix)
+        stores = self._stores_json()
+        site = f',"site":{json.dumps(label)}' if label else ""
+        pid = self._pid
+        self._put(
+            f'{{"ph":"b","cat":"resource","name":{type_json},"id":{async_id},'
+            f'"ts":{ts:.3f},"pid":{pid},"tid":{tid},"args":{{{args_prefix}{site}{stores}}}}}'
+        )
+        self._put(
+            f'{{"ph":"s","cat":"cause","name":"cause","id":{async_id},'
+            f'"ts":{ts:.3f},"pid":{pid},"tid":{tid}}}'
+        )
+
+    def _before(self, async_id: int) -> None:
+        ts = self._now()
+        tid = self._thread_id()
+        stack = self._stacks.get(tid)
+        if stack is None:
+            stack = self._stacks[tid] = []
+        stack.append((async_id, ts))
+        resource = self._resources.get(async_id)
+        if resource is not None and not resource.started:
+            resource.started = True
+            self._put(
+                f'{{"ph":"f","bp":"e","cat":"cause","name":"cause","id":{async_id},'
+                f'"ts":{ts:.3f},"pid":{self._pid},"tid":{tid}}}'
+            )
+
+    def _after(self, async_id: int) -> None:
+        end = self._now()
+        tid = threading.get_native_id()
+        stack = self._stacks.get(tid)
+        if not stack:
+            return  # the step began before the writer did
+        started_id, start = stack.pop()
+        if started_id != async_id:
+            stack.append((started_id, start))
+            return
+        resource = self._resources.get(async_id)
+        if resource is None:
+            name_json = '"step"'
+            args = f'"async_id":{async_id}'
+        else:
+            name_json = resource.name_json
+            args = resource.args_prefix
+        self._put(
+            f'{{"ph":"X","cat":"step","name":{name_json},"ts":{start:.3f},'
+            f'"dur":{end - start:.3f},"pid":{self._pid},"tid":{tid},'
+            f'"args":{{{args}{self._stores_json()}}}}}'
+        )
+
+    def _destroy(self, async_id: int) -> None:
+        resource = self._resources.pop(async_id, None)
+        if resource is None:
+            return
+        self._put(
+            f'{{"ph":"e","cat":"resource","name":{resource.type_json},"id":{async_id},'
+            f'"ts":{self._now():.3f},"pid":{self._pid},"tid":{self._thread_id()}}}'
+        )
+
+    def _promise_resolve(self, async_id: int) -> None:
+        self._put(
+            f'{{"ph":"i","s":"t","cat":"promise","name":"promise_resolve",'
+            f'"ts":{self._now():.3f},"pid":{self._pid},"tid":{self._thread_id()},'
+            f'"args":{{"async_id":{async_id}}}}}'
+        )
+
+
+# Every writer not yet collected, for the fork handler.
+_writers: weakref.WeakSet[TraceWriter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_writers):
+        writer._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

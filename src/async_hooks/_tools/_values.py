@@ -1,0 +1,99 @@
+"""Store values as tools show them: found by name, rendered safely.
+
+A store exists only once the program created it, so names given on the
+command line are resolved late and again while some are still missing.
+A value's ``repr`` is bounded in length and never raises.
+"""
+
+from __future__ import annotations
+
+import reprlib
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from .._policy import live_stores
+from .._storage import AsyncLocalStorage
+
+#: How long a rendered value may be, by default (characters).
+DEFAULT_REPR_LIMIT = 1000
+
+# Looking every store up on every event would cost a scan per event: while a
+# name is still missing, look again at most this often (seconds).
+_RETRY_INTERVAL = 0.05
+
+
+def safe_repr(value: object, limit: int = DEFAULT_REPR_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters; a failing repr is described, not raised."""
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = limit
+    shortener.maxlong = limit
+    try:
+        text = shortener.repr(value)
+    except Exception as error:  # a user's __repr__ may raise anything
+        return f"<repr of {type(value).__name__} failed: {type(error).__name__}>"
+    if len(text) > limit:
+        text = text[: max(limit - 3, 0)] + "..."
+    return text
+
+
+class NamedStores:
+    """The stores a user named, found among the live ones when they appear.
+
+    ``current()`` reads each found store in the current context and renders
+    the values that changed since the last call (identity is enough: a store
+    holds the same object for a whole request).
+    """
+
+    def __init__(self, names: Iterable[str], limit: int = DEFAULT_REPR_LIMIT) -> None:
+        self.names: tuple[str, ...] = tuple(dict.fromkeys(names))
+        self.limit = limit
+        self._found: dict[str, AsyncLocalStorage[Any]] = {}
+        self._next_lookup = 0.0
+        # name -> (the last value seen, its rendering)
+        self._rendered: dict[str, tuple[object, str]] = {}
+        #: Every store name seen while looking (for the warning at exit).
+        self.seen_names: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def _lookup(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lookup:
+            return
+        self._next_lookup = now + _RETRY_INTERVAL
+        wanted = set(self.names)
+        for store in live_stores.all_stores():
+            self.seen_names.add(store.name)
+            if store.name in wanted:
+                self._found[store.name] = store
+
+    def current(self) -> dict[str, str]:
+        """``{name: rendered value}`` of the named stores that have a value here."""
+        if len(self._found) < len(self.names):
+            self._lookup()
+        values: dict[str, str] = {}
+        for name, store in self._found.items():
+            value = store.get_store()
+            if value is None:
+                continue
+            cached = self._rendered.get(name)
+            if cached is not None and cached[0] is value:
+                values[name] = cached[1]
+                continue
+            text = safe_repr(value, self.limit)
+            self._rendered[name] = (value, text)
+            values[name] = text
+        return values
+
+    def missing(self) -> list[str]:
+        """The names no live store ever had."""
+        self._next_lookup = 0.0
+        self._lookup()
+        return [name for name in self.names if name not in self._found]
+
+
+def render_stores(stores: dict[str, object], limit: int = DEFAULT_REPR_LIMIT) -> dict[str, str]:
+    """Each value of ``{name: value}`` rendered with :func:`safe_repr`."""
+    return {name: safe_repr(value, limit) for name, value in stores.items()}
