@@ -64,6 +64,8 @@ FACES = {
         "ActiveResource",
         "CreationSite",
         "ResourceHistory",
+        "Stall",
+        "StallDetector",
         "TraceWriter",
         "get_active_resources",
         "why_running",

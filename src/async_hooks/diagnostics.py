@@ -4,12 +4,14 @@
 creation site and the stores of the request it belongs to; see
 docs/diagnostics.md. The tools of ``python -m async_hooks`` are here as
 Python APIs too: ``TraceWriter`` (Chrome trace files), ``why_running()``
-with a ``ResourceHistory`` for causal chains; see docs/tools.md.
+with a ``ResourceHistory`` for causal chains, ``StallDetector`` (steps
+that block the event loop); see docs/tools.md.
 """
 
 from ._active import ActiveResource, get_active_resources
 from ._runtime._live import CreationSite
 from ._tools._history import ResourceHistory
+from ._tools._stalls import Stall, StallDetector
 from ._tools._trace import TraceWriter
 from ._tools._why_running import why_running
 
@@ -17,6 +19,8 @@ __all__ = [
     "ActiveResource",
     "CreationSite",
     "ResourceHistory",
+    "Stall",
+    "StallDetector",
     "TraceWriter",
     "get_active_resources",
     "why_running",

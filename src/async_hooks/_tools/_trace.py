@@ -250,6 +250,10 @@ class TraceWriter:
         """The trace's clock: microseconds since the writer was made."""
         return self._now()
 
+    def at(self, perf_counter: float) -> float:
+        """A ``time.perf_counter()`` reading on the trace's clock."""
+        return (perf_counter - self._origin) * 1e6
+
     def add_slice(
         self,
         name: str,

@@ -7,12 +7,15 @@ A value's ``repr`` is bounded in length and never raises.
 
 from __future__ import annotations
 
+import asyncio
 import reprlib
 import time
 from collections.abc import Iterable
+from contextvars import Context
 from typing import Any
 
-from .._policy import live_stores
+from .._coroutines import ContextCoroutine, CoroutineWrapper
+from .._policy import live_stores, stores_in
 from .._storage import AsyncLocalStorage
 
 #: How long a rendered value may be, by default (characters).
@@ -97,3 +100,32 @@ class NamedStores:
 def render_stores(stores: dict[str, object], limit: int = DEFAULT_REPR_LIMIT) -> dict[str, str]:
     """Each value of ``{name: value}`` rendered with :func:`safe_repr`."""
     return {name: safe_repr(value, limit) for name, value in stores.items()}
+
+
+def innermost_context(resource: object) -> Context | None:
+    """The context a suspended task's innermost ``run``/``bind`` scope runs its code in.
+
+    ``await store.run(value, handler)`` runs ``handler`` in a context of its
+    own, inside the task's: the request's stores are there, not in the
+    task's context. None when the task has no such scope (or is no task).
+    """
+    if not isinstance(resource, asyncio.Task):
+        return None
+    found: Context | None = None
+    coro: object = resource.get_coro()
+    for _ in range(64):
+        if isinstance(coro, ContextCoroutine):
+            found = coro._context
+        if isinstance(coro, CoroutineWrapper):
+            coro = coro._coro
+            continue
+        inner = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if inner is None:
+            break
+        coro = inner
+    return found
+
+
+def stores_by_name(context: Context) -> dict[str, object]:
+    """The value of every live store with an entry in ``context``, by store name."""
+    return {store.name: value for store, value in stores_in(context).items()}

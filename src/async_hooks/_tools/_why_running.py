@@ -25,7 +25,13 @@ from .. import _hooks
 from .._active import ActiveResource, get_active_resources
 from ._history import ResourceHistory, describe_root
 from ._trace import site_label
-from ._values import DEFAULT_REPR_LIMIT, render_stores, safe_repr
+from ._values import (
+    DEFAULT_REPR_LIMIT,
+    innermost_context,
+    render_stores,
+    safe_repr,
+    stores_by_name,
+)
 
 #: Threads of the tools themselves: never part of what the program left running.
 TOOL_THREAD_PREFIX = "async-hooks-"
@@ -95,7 +101,8 @@ def _entry(
     history: ResourceHistory | None,
     limit: int,
 ) -> dict[str, Any]:
-    values = _only(active.stores_by_name(), wanted)
+    context = innermost_context(active.resource)
+    values = _only(active.stores_by_name() if context is None else stores_by_name(context), wanted)
     entry: dict[str, Any] = {
         "type": active.type,
         "async_id": active.async_id,
