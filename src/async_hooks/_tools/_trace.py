@@ -38,7 +38,7 @@ from typing import Any, Self
 from .. import _hooks
 from .._execution import TOP_LEVEL_ASYNC_ID
 from .._runtime._live import CreationSite, live_resources
-from ._values import DEFAULT_REPR_LIMIT, NamedStores
+from ._values import DEFAULT_REPR_LIMIT, NamedStores, innermost_context
 
 # Written by the background thread this often (seconds).
 _FLUSH_INTERVAL = 0.1
@@ -366,10 +366,20 @@ class TraceWriter:
         else:
             name_json = resource.name_json
             args = resource.args_prefix
+        stores = ""
+        if self.stores:
+            # A task's request may live in a run() scope inside the task (its
+            # coroutine, suspended now, still holds it): read the stores there.
+            tracked = live_resources.get(async_id)
+            context = None if tracked is None else innermost_context(tracked.resource)
+            try:
+                stores = self._stores_json() if context is None else context.run(self._stores_json)
+            except RuntimeError:  # that context is entered right now (another thread)
+                stores = self._stores_json()
         self._put(
             f'{{"ph":"X","cat":"step","name":{name_json},"ts":{start:.3f},'
             f'"dur":{end - start:.3f},"pid":{self._pid},"tid":{tid},'
-            f'"args":{{{args}{self._stores_json()}}}}}'
+            f'"args":{{{args}{stores}}}}}'
         )
 
     def _destroy(self, async_id: int) -> None:
