@@ -69,6 +69,7 @@ FACES = {
         "TraceWriter",
         "get_active_resources",
         "why_running",
+        "write_html_report",
     ],
     "async_hooks.lowlevel": [
         "TopLevelResource",

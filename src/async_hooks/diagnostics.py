@@ -5,12 +5,13 @@ creation site and the stores of the request it belongs to; see
 docs/diagnostics.md. The tools of ``python -m async_hooks`` are here as
 Python APIs too: ``TraceWriter`` (Chrome trace files), ``why_running()``
 with a ``ResourceHistory`` for causal chains, ``StallDetector`` (steps
-that block the event loop); see docs/tools.md.
+that block the event loop) and ``write_html_report()``; see docs/tools.md.
 """
 
 from ._active import ActiveResource, get_active_resources
 from ._runtime._live import CreationSite
 from ._tools._history import ResourceHistory
+from ._tools._html import write_html_report
 from ._tools._stalls import Stall, StallDetector
 from ._tools._trace import TraceWriter
 from ._tools._why_running import why_running
@@ -24,6 +25,7 @@ __all__ = [
     "TraceWriter",
     "get_active_resources",
     "why_running",
+    "write_html_report",
 ]
 
 # repr() and help() name the path users import from, not the private module.

@@ -7,12 +7,16 @@ reason, only when that install is impossible here.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +98,139 @@ def open_in_speedscope(trace: Path, workdir: Path) -> str:
     )
     url = f"file://{speedscope() / 'index.html'}#localProfilePath={loader}"
     return dump_dom(url, workdir / "chromium-profile")
+
+
+# -- driving a page: Chromium's DevTools protocol, over aiohttp's WebSocket client -----
+
+
+class Page:
+    """One headless Chromium page driven through the DevTools protocol.
+
+    Collects what the page reports as errors (uncaught exceptions,
+    ``console.error``, failed loads) in :attr:`errors`.
+    """
+
+    def __init__(self, process: subprocess.Popen[str], socket: Any, session: Any) -> None:
+        self._process = process
+        self._socket = socket
+        self._session = session
+        self._next_id = 0
+        self.errors: list[str] = []
+        self.loaded = False
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next_id += 1
+        ident = self._next_id
+        await self._socket.send_json({"id": ident, "method": method, "params": params})
+        while True:
+            message = await asyncio.wait_for(self._socket.receive_json(), timeout=60)
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message.get("result", {})  # type: ignore[no-any-return]
+            self._note(message)
+
+    def _note(self, message: dict[str, Any]) -> None:
+        method = message.get("method")
+        params = message.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            self.errors.append(json.dumps(params.get("exceptionDetails", {}))[:500])
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            self.errors.append(json.dumps(params.get("args", []))[:500])
+        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+            self.errors.append(params["entry"].get("text", "")[:500])
+        elif method == "Page.loadEventFired":
+            self.loaded = True
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    async def open(self, url: str, *, ready: str = "document.body.dataset.ready") -> None:
+        for domain in ("Page", "Runtime", "Log"):
+            await self.send(f"{domain}.enable")
+        await self.send("Page.navigate", url=url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if await self.evaluate(f"document.readyState === 'complete' && !!({ready})"):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{url} never became ready ({ready})")
+
+    async def type_text(self, selector: str, text: str) -> None:
+        """Focus the element and type ``text`` into it, one key at a time."""
+        await self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        for char in text:
+            await self.send("Input.dispatchKeyEvent", type="keyDown", text=char, key=char)
+            await self.send("Input.dispatchKeyEvent", type="keyUp", key=char)
+
+    async def screenshot(self) -> bytes:
+        result = await self.send("Page.captureScreenshot", format="png")
+        return base64.b64decode(result["data"])
+
+    async def close(self) -> None:
+        await self._socket.close()
+        await self._session.close()
+        self._process.terminate()
+        self._process.wait(timeout=30)
+        if self._process.stderr is not None:
+            self._process.stderr.close()
+
+
+async def open_page(profile: Path, width: int = 1200, height: int = 900) -> Page:
+    """Start a headless Chromium with a DevTools endpoint and attach to its page."""
+    import aiohttp
+
+    process = subprocess.Popen(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+         f"--window-size={width},{height}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    endpoint = None
+    deadline = time.monotonic() + 60
+    while endpoint is None and time.monotonic() < deadline:
+        line = await asyncio.to_thread(process.stderr.readline)
+        if not line and process.poll() is not None:
+            break
+        if "DevTools listening on ws://" in line:
+            endpoint = line.split("ws://", 1)[1].split("/", 1)[0]
+    if endpoint is None:
+        process.kill()
+        raise AssertionError("Chromium did not open its DevTools endpoint")
+    # Keep reading stderr, so that Chromium never blocks on a full pipe.
+    threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
+    session = aiohttp.ClientSession()
+    async with session.get(f"http://{endpoint}/json/list") as response:
+        targets = await response.json(content_type=None)
+    page_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+    socket = await session.ws_connect(page_url, max_msg_size=0)
+    return Page(process, socket, session)
+
+
+def _drain(stream: Any) -> None:
+    try:
+        while stream.read(65536):
+            pass
+    except (OSError, ValueError):
+        pass  # closed by Page.close()
+
+
+def non_blank(png: bytes) -> float:
+    """The share of pixel bytes of a PNG that are not white (0 for a blank page)."""
+    import struct
+    import zlib
+
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    position, chunks = 8, []
+    while position < len(png):
+        (length,) = struct.unpack(">I", png[position : position + 4])
+        kind = png[position + 4 : position + 8]
+        if kind == b"IDAT":
+            chunks.append(png[position + 8 : position + 8 + length])
+        position += 12 + length
+    raw = zlib.decompress(b"".join(chunks))
+    # Filter bytes and deltas make this a proxy, but a white page is all 0 deltas or 0xFF.
+    return sum(1 for byte in raw if byte not in (0, 255)) / max(len(raw), 1)
