@@ -68,6 +68,7 @@ FACES = {
         "StallDetector",
         "TraceWriter",
         "get_active_resources",
+        "serve_live",
         "why_running",
         "write_html_report",
     ],

@@ -47,18 +47,20 @@ _FLUSH_INTERVAL = 0.1
 _HIGH_WATER = 20_000
 
 
+def short_path(path: str) -> str:
+    """``path`` relative to the working directory when it is under it, else as it is."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith("..") else relative
+
+
 def site_label(site: CreationSite | None) -> str:
     """``file.py:12 handler``, the file relative to the working directory when under it."""
     if site is None:
         return ""
-    path = site.filename
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive (Windows)
-        relative = path
-    if not relative.startswith(".."):
-        path = relative
-    return f"{path}:{site.lineno} {site.function}"
+    return f"{short_path(site.filename)}:{site.lineno} {site.function}"
 
 
 class _Resource:

@@ -24,7 +24,7 @@ from typing import Any
 from .. import _hooks
 from .._active import ActiveResource, get_active_resources
 from ._history import ResourceHistory, describe_root
-from ._trace import site_label
+from ._trace import short_path, site_label
 from ._values import (
     DEFAULT_REPR_LIMIT,
     innermost_context,
@@ -84,7 +84,8 @@ def describe(
     by_id: dict[int | None, ActiveResource] = {
         resource.async_id: resource for resource in resources if resource.async_id is not None
     }
-    return [_entry(resource, by_id, wanted, history, limit) for resource in resources]
+    by_object = {id(resource.resource): resource for resource in resources}
+    return [_entry(resource, by_id, by_object, wanted, history, limit) for resource in resources]
 
 
 def _keeps_alive(active: ActiveResource) -> bool:
@@ -97,6 +98,7 @@ def _keeps_alive(active: ActiveResource) -> bool:
 def _entry(
     active: ActiveResource,
     by_id: dict[int | None, ActiveResource],
+    by_object: dict[int, ActiveResource],
     wanted: set[str] | None,
     history: ResourceHistory | None,
     limit: int,
@@ -114,7 +116,7 @@ def _entry(
         "stores": render_stores(values, limit),
         "chain": _chain(active, by_id, wanted, history, limit),
     }
-    awaiting = _awaiting(active.resource, limit)
+    awaiting = _awaiting(active.resource, by_object, limit)
     if awaiting is not None:
         entry["awaiting"] = awaiting
     return entry
@@ -154,8 +156,8 @@ def _state(resource: object) -> str:
     return "scheduled" if isinstance(resource, asyncio.Handle) else "pending"
 
 
-def _awaiting(resource: object, limit: int) -> str | None:
-    """``outer() -> inner() at app.py:12 -> <Future pending>`` for a suspended task."""
+def _awaiting(resource: object, by_object: dict[int, ActiveResource], limit: int) -> str | None:
+    """``outer() at app.py:12 -> inner() at app.py:30 -> Future #42`` for a suspended task."""
     if not isinstance(resource, asyncio.Task):
         return None
     coro: Any = resource.get_coro()
@@ -163,16 +165,23 @@ def _awaiting(resource: object, limit: int) -> str | None:
     parts: list[str] = []
     for _ in range(32):
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        name = getattr(coro, "__qualname__", type(coro).__name__)
         if frame is None:
-            parts.append(safe_repr(coro, min(limit, 200)))
             break
-        parts.append(f"{name}() at {frame.f_code.co_filename}:{frame.f_lineno}")
+        name = getattr(coro, "__qualname__", type(coro).__name__)
+        parts.append(f"{name}() at {short_path(frame.f_code.co_filename)}:{frame.f_lineno}")
         inner = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-        if inner is None:
+        if inner is None or not (hasattr(inner, "cr_frame") or hasattr(inner, "gi_frame")):
             break
         coro = inner
-    return " -> ".join(parts)
+    # What the task's innermost await is waiting for: asyncio keeps it on the task.
+    waiter = getattr(resource, "_fut_waiter", None)
+    if waiter is not None:
+        known = by_object.get(id(waiter))
+        if known is not None and known.async_id is not None:
+            parts.append(f"{known.type} #{known.async_id}")
+        else:
+            parts.append(safe_repr(waiter, min(limit, 200)))
+    return " -> ".join(parts) or None
 
 
 def _chain(
