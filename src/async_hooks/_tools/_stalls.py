@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Self
 
 from .. import _hooks
 from .._runtime._live import TrackedResource, _in_machinery, live_resources
-from ._trace import site_label
+from ._trace import short_path, site_label
 from ._values import DEFAULT_REPR_LIMIT, innermost_context, render_stores, stores_by_name
 
 if TYPE_CHECKING:
@@ -272,4 +272,6 @@ def _sample(ident: int) -> list[str]:
     machinery = [index for index, entry in enumerate(summary) if _in_machinery(entry.filename)]
     if machinery and machinery[-1] + 1 < len(summary):
         del summary[: machinery[-1] + 1]
+    for entry in summary:
+        entry.filename = short_path(entry.filename)
     return summary.format()

@@ -136,7 +136,7 @@ def _state(resource: object) -> str:
     if isinstance(resource, asyncio.Future):
         return "pending"
     if isinstance(resource, threading.Thread):
-        return "alive" if resource.is_alive() else "not started"
+        return f"{'alive' if resource.is_alive() else 'not started'}, named {resource.name!r}"
     when = getattr(resource, "when", None)
     loop: Any = getattr(resource, "_loop", None)
     if callable(when):
