@@ -15,13 +15,14 @@ Use::
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Self
@@ -61,15 +62,18 @@ class Stall:
     stores: dict[str, str] = field(default_factory=dict)
     #: The thread whose loop was blocked.
     thread: str = ""
+    #: What ran: a task's coroutine (``serve_client()``) or a callback's name.
+    work: str = ""
     #: When the step started and ended (``time.perf_counter()``).
     started: float = 0.0
     ended: float = 0.0
 
     def format(self) -> str:
         """The report a person reads."""
-        site = f" ({self.creation_site})" if self.creation_site else ""
+        site = f" (created at {self.creation_site})" if self.creation_site else ""
+        work = f" {self.work}" if self.work else ""
         lines = [
-            f"async-hooks: stall: {self.type} #{self.async_id}{site} blocked the event loop "
+            f"async-hooks: stall: {self.type} #{self.async_id}{work}{site} blocked the event loop "
             f"of thread {self.thread!r} for {self.duration * 1000:.1f} ms"
         ]
         if self.stores:
@@ -81,12 +85,17 @@ class Stall:
 
 
 class _Step:
-    __slots__ = ("async_id", "hang_reported", "record", "stack", "start")
+    __slots__ = ("async_id", "context", "hang_reported", "record", "stack", "start")
 
-    def __init__(self, async_id: int, start: float, record: TrackedResource) -> None:
+    def __init__(
+        self, async_id: int, start: float, record: TrackedResource, context: Context
+    ) -> None:
         self.async_id = async_id
         self.start = start
         self.record = record
+        # The context as the step began: a request scope that the step leaves
+        # before it ends (the last step of a handler) is still seen here.
+        self.context = context
         self.stack: list[str] | None = None
         self.hang_reported = False
 
@@ -157,7 +166,7 @@ class StallDetector:
     ) -> None:
         self.close()
 
-    # -- the hook: two dict operations and a clock read per step --------------------
+    # -- the hook: a few dict operations, a clock read and a context copy per step ----
 
     def _before(self, async_id: int) -> None:
         ident = threading.get_ident()
@@ -170,7 +179,8 @@ class StallDetector:
         if on_loop is None:
             on_loop = self._loop_types[record.type] = _runs_on_a_loop(record)
         if on_loop:
-            self._running[ident] = _Step(async_id, time.perf_counter(), record)
+            # copy_context() is O(1): the context's mapping is shared, not copied.
+            self._running[ident] = _Step(async_id, time.perf_counter(), record, copy_context())
 
     def _after(self, async_id: int) -> None:
         ident = threading.get_ident()
@@ -212,7 +222,7 @@ class StallDetector:
         # Runs in the blocked step's context, but a task's request may live in
         # a run() scope inside it: that one is nearer to the blocking code.
         context = innermost_context(step.record.resource) or copy_context()
-        values = stores_by_name(context)
+        values = {**stores_by_name(step.context), **stores_by_name(context)}
         if self.stores is not None:
             values = {name: value for name, value in values.items() if name in self.stores}
         stall = Stall(
@@ -223,6 +233,7 @@ class StallDetector:
             stack=step.stack or [],
             stores=render_stores(values, self.repr_limit),
             thread=threading.current_thread().name,
+            work=_work_of(step.record.resource),
             started=step.start,
             ended=end,
         )
@@ -252,6 +263,16 @@ class StallDetector:
             stream.flush()
         except (OSError, ValueError):
             pass  # a closed stream at exit: the stall is still in .stalls and the trace
+
+
+def _work_of(resource: object) -> str:
+    if isinstance(resource, asyncio.Task):
+        coro = resource.get_coro()
+        return f"{getattr(coro, '__qualname__', type(coro).__name__)}()"
+    callback = getattr(resource, "_callback", None)
+    callback = getattr(callback, "callback", callback)  # tracking wraps it
+    name = getattr(callback, "__qualname__", None)
+    return f"{name}()" if name else ""
 
 
 def _runs_on_a_loop(record: TrackedResource) -> bool:

@@ -107,8 +107,8 @@ class TraceWriter:
         self._pid = os.getpid()
         self._origin = time.perf_counter()
         self._resources: dict[int, _Resource] = {}
-        # thread id -> the steps running on it, innermost last: (async id, start)
-        self._stacks: dict[int, list[tuple[int, float]]] = {}
+        # thread id -> the steps running on it, innermost last: (async id, start, stores)
+        self._stacks: dict[int, list[tuple[int, float, str]]] = {}
         self._named_threads: set[int] = set()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -342,7 +342,9 @@ class TraceWriter:
         stack = self._stacks.get(tid)
         if stack is None:
             stack = self._stacks[tid] = []
-        stack.append((async_id, ts))
+        # The stores as the step begins, kept for its slice: a step may leave
+        # its request's scope before it ends (the last step of a handler).
+        stack.append((async_id, ts, self._stores_json() if self.stores else ""))
         resource = self._resources.get(async_id)
         if resource is not None and not resource.started:
             resource.started = True
@@ -357,9 +359,10 @@ class TraceWriter:
         stack = self._stacks.get(tid)
         if not stack:
             return  # the step began before the writer did
-        started_id, start = stack.pop()
+        entry = stack.pop()
+        started_id, start, stores_before = entry
         if started_id != async_id:
-            stack.append((started_id, start))
+            stack.append(entry)
             return
         resource = self._resources.get(async_id)
         if resource is None:
@@ -378,6 +381,8 @@ class TraceWriter:
                 stores = self._stores_json() if context is None else context.run(self._stores_json)
             except RuntimeError:  # that context is entered right now (another thread)
                 stores = self._stores_json()
+            if not stores:
+                stores = stores_before
         self._put(
             f'{{"ph":"X","cat":"step","name":{name_json},"ts":{start:.3f},'
             f'"dur":{end - start:.3f},"pid":{self._pid},"tid":{tid},'
