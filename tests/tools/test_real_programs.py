@@ -126,7 +126,7 @@ def broker() -> Iterator[str]:
 
 
 def test_a_celery_worker(tmp_path: Path, broker: str) -> None:
-    from celery import Celery
+    from celery import Celery  # type: ignore[import-untyped]  # celery ships no types
 
     write(tmp_path / "jobs.py", WORKER)
     env = {**environment(), "BROKER": broker}
