@@ -22,10 +22,10 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextvars import Context, copy_context
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import IO, TYPE_CHECKING, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from .. import _hooks
 from .._runtime._live import TrackedResource, _in_machinery, live_resources
@@ -34,6 +34,11 @@ from ._values import DEFAULT_REPR_LIMIT, innermost_context, render_stores, store
 
 if TYPE_CHECKING:
     from ._trace import TraceWriter
+
+# Bound once: the hook's callbacks run for every step of every task.
+_get_ident = threading.get_ident
+_clock = time.perf_counter
+_live_get = live_resources.get
 
 #: Threads of the tools are named so; reports leave them out.
 WATCHDOG_NAME = "async-hooks-stall-watchdog"
@@ -84,19 +89,17 @@ class Stall:
         return "\n".join(lines) + "\n"
 
 
-class _Step:
-    __slots__ = ("async_id", "context", "hang_reported", "record", "stack", "start")
+class _Sample:
+    """What the watchdog saw of a step that ran past the threshold, while it ran."""
 
-    def __init__(
-        self, async_id: int, start: float, record: TrackedResource, context: Context
-    ) -> None:
-        self.async_id = async_id
+    __slots__ = ("hang_reported", "stack", "start", "stores")
+
+    def __init__(self, start: float, stack: list[str], stores: dict[str, object]) -> None:
         self.start = start
-        self.record = record
-        # The context as the step began: a request scope that the step leaves
-        # before it ends (the last step of a handler) is still seen here.
-        self.context = context
-        self.stack: list[str] | None = None
+        self.stack = stack
+        # Read while the step blocked: a request scope the step leaves before
+        # it ends (the last step of a handler) is still seen here.
+        self.stores = stores
         self.hang_reported = False
 
 
@@ -134,14 +137,19 @@ class StallDetector:
         self.stream = stream
         self.repr_limit = repr_limit
         self.stalls: deque[Stall] = deque(maxlen=_KEPT)
-        # thread ident -> the loop step running on it (the outermost one)
-        self._running: dict[int, _Step] = {}
+        # thread ident -> its running steps, outermost first, flattened:
+        # [async id, start, async id, start, ...]. Written by that thread only.
+        self._stacks: dict[int, list[Any]] = {}
+        # (thread ident, async id, start) -> what the watchdog saw of a step past
+        # the threshold, while it ran
+        self._samples: dict[tuple[int, int, float], _Sample] = {}
         # type name -> whether its steps run on an event loop (threads and
         # executor jobs run for as long as they like, by design)
         self._loop_types: dict[str, bool] = {}
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
-        self._hook = _hooks.AsyncHook({"before": self._before, "after": self._after})
+        before, after = self._make_callbacks()
+        self._hook = _hooks.AsyncHook({"before": before, "after": after})
 
     def start(self) -> Self:
         """Start the watchdog (before the hook, so that it is not tracked) and the hook."""
@@ -166,75 +174,117 @@ class StallDetector:
     ) -> None:
         self.close()
 
-    # -- the hook: a few dict operations, a clock read and a context copy per step ----
+    # -- the hook: its cost is what every loop step pays ------------------------------
+    # Per step: a thread-local read, two appends, two pops and two clock reads;
+    # no allocation, no lookup. Whether a step is loop work at all (threads and
+    # executor jobs may run as long as they like) is asked only of the steps
+    # that ran past the threshold, by the watchdog and by the report.
 
-    def _before(self, async_id: int) -> None:
-        ident = threading.get_ident()
-        if ident in self._running:
-            return  # nested inside a loop step, which owns the clock
-        record = live_resources.get(async_id)
+    def _make_callbacks(self) -> tuple[Callable[[int], None], Callable[[int], None]]:
+        local = threading.local()
+        stacks = self._stacks
+        threshold = self.threshold
+        report = self._report
+
+        def before(async_id: int) -> None:
+            try:
+                stack = local.stack
+            except AttributeError:
+                stack = local.stack = []
+                stacks[_get_ident()] = stack
+            stack.append(async_id)
+            stack.append(_clock())
+
+        def after(async_id: int) -> None:
+            try:
+                stack = local.stack
+            except AttributeError:
+                return  # the step began before the detector did
+            if len(stack) < 2 or stack[-2] != async_id:
+                return
+            start = stack.pop()
+            stack.pop()
+            end = _clock()
+            if end - start >= threshold:
+                report(_get_ident(), async_id, start, end)
+
+        return before, after
+
+    def _on_loop(self, async_id: int) -> TrackedResource | None:
+        """The record of a running loop step; None for threads, jobs and untracked work."""
+        record = _live_get(async_id)
         if record is None:
-            return
+            return None
         on_loop = self._loop_types.get(record.type)
         if on_loop is None:
             on_loop = self._loop_types[record.type] = _runs_on_a_loop(record)
-        if on_loop:
-            # copy_context() is O(1): the context's mapping is shared, not copied.
-            self._running[ident] = _Step(async_id, time.perf_counter(), record, copy_context())
-
-    def _after(self, async_id: int) -> None:
-        ident = threading.get_ident()
-        step = self._running.get(ident)
-        if step is None or step.async_id != async_id:
-            return
-        end = time.perf_counter()
-        del self._running[ident]
-        if end - step.start >= self.threshold:
-            self._report(step, end)
+        return record if on_loop else None
 
     # -- the watchdog -------------------------------------------------------------------
 
     def _watch(self) -> None:
         interval = min(max(self.threshold / 4, 0.001), 0.25)
+        samples = self._samples
+        next_cleanup = 0.0
         while not self._stop.wait(interval):
-            now = time.perf_counter()
-            for ident, step in list(self._running.items()):
-                age = now - step.start
-                if age < self.threshold:
-                    continue
-                if step.stack is None:
-                    step.stack = _sample(ident)
-                if (
-                    not step.hang_reported
-                    and age >= max(self.threshold * _HANG_FACTOR, 1.0)
-                    and self._running.get(ident) is step
-                ):
-                    step.hang_reported = True
-                    self._write(
-                        f"async-hooks: stall: {step.record.type} #{step.async_id} has been "
-                        f"blocking its event loop for {age:.1f} s and still is:\n"
-                        + "".join(_sample(ident))
-                    )
+            now = _clock()
+            for ident, stack in list(self._stacks.items()):
+                entries = stack[:]  # one C call: a consistent copy
+                # The innermost loop step past the threshold is the one blocking.
+                for index in range(len(entries) - 2, -1, -2):
+                    async_id, start = entries[index], entries[index + 1]
+                    age = now - start
+                    if age < self.threshold:
+                        continue
+                    record = self._on_loop(async_id)
+                    if record is None:
+                        continue
+                    key = (ident, async_id, start)
+                    sample = samples.get(key)
+                    if sample is None:
+                        sample = samples[key] = _Sample(
+                            start, _sample(ident), _stores_while_running(record)
+                        )
+                    if not sample.hang_reported and age >= max(self.threshold * _HANG_FACTOR, 1.0):
+                        sample.hang_reported = True
+                        self._write(
+                            f"async-hooks: stall: {record.type} #{async_id} has been "
+                            f"blocking its event loop for {age:.1f} s and still is:\n"
+                            + "".join(_sample(ident))
+                        )
+                    break
+            if now >= next_cleanup:
+                # Forget threads that ended, and samples nobody reported.
+                next_cleanup = now + 1.0
+                alive = sys._current_frames().keys()
+                for ident in [ident for ident in self._stacks if ident not in alive]:
+                    self._stacks.pop(ident, None)
+                for key in [key for key in samples if now - key[2] > 60 * self.threshold + 60]:
+                    samples.pop(key, None)
 
     # -- reporting --------------------------------------------------------------------
 
-    def _report(self, step: _Step, end: float) -> None:
-        # Runs in the blocked step's context, but a task's request may live in
-        # a run() scope inside it: that one is nearer to the blocking code.
-        context = innermost_context(step.record.resource) or copy_context()
-        values = {**stores_by_name(step.context), **stores_by_name(context)}
+    def _report(self, ident: int, async_id: int, start: float, end: float) -> None:
+        record = self._on_loop(async_id)
+        if record is None:
+            return
+        sample = self._samples.pop((ident, async_id, start), None)
+        # Runs in the step's context, but a task's request may live in a
+        # run() scope inside it: that one is nearer to the blocking code.
+        context = innermost_context(record.resource) or copy_context()
+        values = {**(sample.stores if sample else {}), **stores_by_name(context)}
         if self.stores is not None:
             values = {name: value for name, value in values.items() if name in self.stores}
         stall = Stall(
-            async_id=step.async_id,
-            type=step.record.type,
-            creation_site=site_label(step.record.creation_site),
-            duration=end - step.start,
-            stack=step.stack or [],
+            async_id=async_id,
+            type=record.type,
+            creation_site=site_label(record.creation_site),
+            duration=end - start,
+            stack=sample.stack if sample else [],
             stores=render_stores(values, self.repr_limit),
             thread=threading.current_thread().name,
-            work=_work_of(step.record.resource),
-            started=step.start,
+            work=_work_of(record.resource),
+            started=start,
             ended=end,
         )
         self.stalls.append(stall)
@@ -263,6 +313,18 @@ class StallDetector:
             stream.flush()
         except (OSError, ValueError):
             pass  # a closed stream at exit: the stall is still in .stalls and the trace
+
+
+def _stores_while_running(record: TrackedResource) -> dict[str, object]:
+    # Read from the watchdog thread: a Context is an immutable mapping that
+    # its thread replaces on each change, so reading it from here is safe.
+    values: dict[str, object] = {}
+    if record.context is not None:
+        values.update(stores_by_name(record.context))
+    inner = innermost_context(record.resource)
+    if inner is not None:
+        values.update(stores_by_name(inner))
+    return values
 
 
 def _work_of(resource: object) -> str:

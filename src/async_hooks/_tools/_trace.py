@@ -308,12 +308,7 @@ class TraceWriter:
     # event, and the fixed parts need no escaping.
 
     def _stores_json(self) -> str:
-        if not self.stores:
-            return ""
-        values = self.stores.current()
-        if not values:
-            return ""
-        return "," + json.dumps(values)[1:-1]
+        return self.stores.json_members() if self.stores else ""
 
     def _init(self, async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
         ts = self._now()

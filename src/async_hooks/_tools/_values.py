@@ -8,6 +8,7 @@ A value's ``repr`` is bounded in length and never raises.
 from __future__ import annotations
 
 import asyncio
+import json
 import reprlib
 import time
 from collections.abc import Iterable
@@ -53,8 +54,8 @@ class NamedStores:
         self.limit = limit
         self._found: dict[str, AsyncLocalStorage[Any]] = {}
         self._next_lookup = 0.0
-        # name -> (the last value seen, its rendering)
-        self._rendered: dict[str, tuple[object, str]] = {}
+        # name -> (the last value seen, its rendering, as a JSON member)
+        self._rendered: dict[str, tuple[object, str, str]] = {}
         #: Every store name seen while looking (for the warning at exit).
         self.seen_names: set[str] = set()
 
@@ -81,14 +82,30 @@ class NamedStores:
             value = store.get_store()
             if value is None:
                 continue
-            cached = self._rendered.get(name)
-            if cached is not None and cached[0] is value:
-                values[name] = cached[1]
-                continue
-            text = safe_repr(value, self.limit)
-            self._rendered[name] = (value, text)
-            values[name] = text
+            values[name] = self._render(name, value)[1]
         return values
+
+    def _render(self, name: str, value: object) -> tuple[object, str, str]:
+        cached = self._rendered.get(name)
+        if cached is None or cached[0] is not value:
+            text = safe_repr(value, self.limit)
+            cached = self._rendered[name] = (value, text, f"{json.dumps(name)}:{json.dumps(text)}")
+        return cached
+
+    def json_members(self) -> str:
+        """``current()`` as JSON object members, each after a comma (``''`` when none).
+
+        Made for trace events, which it is called for twice per step: a
+        value's encoding is reused for as long as the store holds that value.
+        """
+        if len(self._found) < len(self.names):
+            self._lookup()
+        members = ""
+        for name, store in self._found.items():
+            value = store.get_store()
+            if value is not None:
+                members += "," + self._render(name, value)[2]
+        return members
 
     def missing(self) -> list[str]:
         """The names no live store ever had."""
