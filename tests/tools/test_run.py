@@ -255,3 +255,18 @@ def test_the_program_computes_the_same_with_every_tool_on(tmp_path: Path) -> Non
     )  # fmt: skip
     assert ours.returncode == plain.returncode == 0
     assert ours.stdout == plain.stdout
+
+
+def test_packages_directories_and_zip_files_run_their_main(tmp_path: Path) -> None:
+    import zipfile
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    write(tmp_path / "app" / "__main__.py", "import sys; print(__name__, sys.argv[1:])")
+    with zipfile.ZipFile(tmp_path / "app.zip", "w") as archive:
+        archive.write(tmp_path / "app" / "__main__.py", "__main__.py")
+    for target in (["-m", "app"], ["app"], ["app.zip"]):
+        plain = python(*target, "x", cwd=tmp_path)
+        ours = tool("run", *target, "x", cwd=tmp_path)
+        assert (ours.returncode, ours.stdout) == (plain.returncode, plain.stdout), target
+        assert ours.stdout == "__main__ ['x']\n"

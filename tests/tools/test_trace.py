@@ -170,3 +170,37 @@ def test_the_trace_is_valid_json_however_the_program_ends(tmp_path: Path, ending
     result = tool("run", "--trace", "t.json", "ends.py", cwd=tmp_path)
     assert result.returncode == {"raise": 1, "exit": 9, "normal": 0}[ending]
     check_structure(load_trace(tmp_path / "t.json"))
+
+
+def test_forked_children_write_their_own_valid_files(tmp_path: Path) -> None:
+    write(
+        tmp_path / "forks.py",
+        """
+        import asyncio, multiprocessing
+
+        def child(n):
+            async def main():
+                await asyncio.sleep(0.001)
+                return n
+            print("child", asyncio.run(main()))
+
+        if __name__ == "__main__":
+            multiprocessing.set_start_method("fork")
+            processes = [multiprocessing.Process(target=child, args=(i,)) for i in range(2)]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join()
+            asyncio.run(asyncio.sleep(0))
+        """,
+    )
+    result = tool("run", "--trace", "t.json", "forks.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "DeprecationWarning" not in result.stderr  # the writer starts no thread
+    check_structure(load_trace(tmp_path / "t.json"))
+    children = sorted(tmp_path.glob("t.*.json"))
+    assert len(children) == 2
+    for child in children:
+        events = load_trace(child)
+        check_structure(events)
+        assert any(event["ph"] == "X" and event["cat"] == "step" for event in events)

@@ -70,11 +70,13 @@ class Program:
 
     @classmethod
     def script(cls, path: str) -> Program:
+        # A directory or zip file runs its __main__.py, as python runs it.
+        main = os.path.join(path, "__main__.py") if os.path.isdir(path) else path
         try:
-            with open(path, "rb"):
+            with open(main, "rb"):
                 pass
         except OSError as error:
-            raise UsageError(f"can't open file {os.path.abspath(path)!r}: {error}") from error
+            raise UsageError(f"can't open file {os.path.abspath(main)!r}: {error}") from error
         return cls(path=path)
 
     @classmethod

@@ -16,14 +16,15 @@ Use::
     with TraceWriter("trace.json", stores=["request"]):
         asyncio.run(main())
 
-Events go through a bounded queue to the file (a background thread writes
-it every 100 ms; a producer that finds the queue full writes it itself), so
-memory stays flat however long the program runs. The file is a JSON array,
+Events go through a bounded queue to the file (the producer that finds 5,000
+events queued, or the oldest older than half a second, writes them), so
+memory stays flat however long the program runs, and no thread is added. The file is a JSON array,
 valid once :meth:`TraceWriter.close` wrote its final ``]``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -40,11 +41,12 @@ from .._execution import TOP_LEVEL_ASYNC_ID
 from .._runtime._live import CreationSite, live_resources
 from ._values import DEFAULT_REPR_LIMIT, NamedStores, innermost_context
 
-# Written by the background thread this often (seconds).
-_FLUSH_INTERVAL = 0.1
-# A producer that finds this many events queued writes them itself: the
-# bound on the memory the queue can take (about 250 bytes an event).
-_HIGH_WATER = 20_000
+# The producer that finds this many events queued, or finds the oldest
+# queued one older than the interval (seconds), writes the queue out: the
+# bound on the memory the queue takes (about 140 bytes an event) and on how
+# far the file lags behind.
+_HIGH_WATER = 5_000
+_FLUSH_INTERVAL = 0.5
 
 
 def short_path(path: str) -> str:
@@ -97,8 +99,7 @@ class TraceWriter:
         self.stores = NamedStores(stores, repr_limit)
         self.process_name = process_name or os.path.basename(sys.argv[0] or "python")
         self.events_written = 0
-        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        self._file.write("[\n")
+        self._file = _open(self.path)
         self._first_event = True
         self._queue: deque[str] = deque()
         self._write_lock = threading.Lock()
@@ -110,8 +111,8 @@ class TraceWriter:
         # thread id -> the steps running on it, innermost last: (async id, start, stores)
         self._stacks: dict[int, list[tuple[int, float, str]]] = {}
         self._named_threads: set[int] = set()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._next_flush = time.monotonic() + _FLUSH_INTERVAL
+        self._finalizes_multiprocessing_children = False
         self._hook = _hooks.AsyncHook(
             {
                 "init": self._init,
@@ -127,12 +128,7 @@ class TraceWriter:
     # -- the life of the writer ---------------------------------------------------
 
     def start(self) -> Self:
-        """Start the background writer (before tracking, so it is not traced) and the hook."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._write_periodically, name="async-hooks-trace-writer", daemon=True
-            )
-            self._thread.start()
+        """Enable the hook: events are written from now on."""
         self._hook.enable()
         return self
 
@@ -162,13 +158,12 @@ class TraceWriter:
             args={"async_id": TOP_LEVEL_ASYNC_ID},
             tid=threading.main_thread().native_id,
         )
-        self._wake.set()
         with self._write_lock:
             if self._closed:
                 return
             self._closed = True
             self._drain_locked()
-            self._file.write("\n]\n")
+            _write_all(self._file, b"\n]\n")
             self._file.close()
 
     def close_from_signal(self) -> None:
@@ -185,18 +180,11 @@ class TraceWriter:
     def closed(self) -> bool:
         return self._closed
 
-    def _write_periodically(self) -> None:
-        while not self._closed:
-            self._wake.wait(_FLUSH_INTERVAL)
-            self._wake.clear()
-            self.flush()
-
     def flush(self) -> None:
         """Write the queued events to the file now."""
         with self._write_lock:
             if not self._closed:
                 self._drain_locked()
-                self._file.flush()
 
     def _drain_locked(self) -> None:
         queue = self._queue
@@ -208,7 +196,7 @@ class TraceWriter:
         self._first_event = False
         self._writer_ident = threading.get_ident()
         try:
-            self._file.write(separator + ",\n".join(events))
+            _write_all(self._file, (separator + ",\n".join(events)).encode())
         finally:
             self._writer_ident = None
         self.events_written += count
@@ -216,7 +204,11 @@ class TraceWriter:
     def _put(self, event: str) -> None:
         queue = self._queue
         queue.append(event)
-        if len(queue) > _HIGH_WATER:
+        if len(queue) > _HIGH_WATER or (
+            # Looked at once in a hundred events: a clock read costs more than this test.
+            len(queue) % 100 == 0 and time.monotonic() > self._next_flush
+        ):
+            self._next_flush = time.monotonic() + _FLUSH_INTERVAL
             self.flush()
 
     def _after_fork_in_child(self) -> None:
@@ -231,17 +223,11 @@ class TraceWriter:
         self._stacks.clear()
         if self._closed:
             return
-        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
-        self._file.write("[\n")
+        # The parent's file object stays open and untouched: it is unbuffered,
+        # so the child has nothing of the parent's to write into it.
+        self._file = _open(self.path)
         self._first_event = True
         self._metadata("process_name", {"name": f"{self.process_name} (child)"}, tid=0)
-        self._thread = None
-        self._wake = threading.Event()
-        if self._hook.enabled:
-            self._thread = threading.Thread(
-                target=self._write_periodically, name="async-hooks-trace-writer", daemon=True
-            )
-            self._thread.start()
 
     # -- events anyone may add ----------------------------------------------------------
 
@@ -401,6 +387,21 @@ class TraceWriter:
         )
 
 
+def _open(path: str) -> io.FileIO:
+    # Unbuffered: each write is one whole chunk of events, and a forked child
+    # inherits no half-written buffer that it could flush into our file.
+    file = io.FileIO(path, "w")
+    _write_all(file, b"[\n")
+    return file
+
+
+def _write_all(file: io.FileIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        view = view[written or 0 :]
+
+
 # Every writer not yet collected, for the fork handler.
 _writers: weakref.WeakSet[TraceWriter] = weakref.WeakSet()
 
@@ -410,5 +411,23 @@ def _after_fork_in_child() -> None:
         writer._after_fork_in_child()
 
 
+def _before_fork() -> None:
+    # A multiprocessing child ends with os._exit(), which skips atexit: its
+    # own exit function runs finalizers, and it runs the after-fork hooks
+    # registered here once it has cleared the parent's finalizers.
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    for writer in list(_writers):
+        if not writer._finalizes_multiprocessing_children:
+            writer._finalizes_multiprocessing_children = True
+            util.register_after_fork(writer, _finalize_in_multiprocessing_child)
+
+
+def _finalize_in_multiprocessing_child(writer: TraceWriter) -> None:
+    util = sys.modules["multiprocessing.util"]
+    util.Finalize(None, writer.close, exitpriority=-100)
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
