@@ -65,6 +65,13 @@ def site_label(site: CreationSite | None) -> str:
     return f"{short_path(site.filename)}:{site.lineno} {site.function}"
 
 
+def _encoded_names(type: str, label: str) -> tuple[str, str, str]:
+    """The JSON of a resource's type, of its slice name, and its ``"site"`` member."""
+    name = f"{type} {label}" if label else type
+    site_member = f',"site":{json.dumps(label)}' if label else ""
+    return json.dumps(type), json.dumps(name), site_member
+
+
 class _Resource:
     """What the trace remembers of a live resource: its name and ids, encoded once."""
 
@@ -108,6 +115,8 @@ class TraceWriter:
         self._pid = os.getpid()
         self._origin = time.perf_counter()
         self._resources: dict[int, _Resource] = {}
+        # (type, code, line) -> the encoded type, name and "site" member
+        self._names: dict[tuple[object, ...], tuple[str, str, str]] = {}
         # thread id -> the steps running on it, innermost last: (async id, start, stores)
         self._stacks: dict[int, list[tuple[int, float, str]]] = {}
         self._named_threads: set[int] = set()
@@ -300,17 +309,21 @@ class TraceWriter:
         ts = self._now()
         tid = self._thread_id()
         tracked = live_resources.get(async_id)
-        label = site_label(None if tracked is None else tracked.creation_site)
-        name_json = json.dumps(f"{type} {label}" if label else type)
+        site = None if tracked is None else tracked.creation_site
+        # Resources come from a few hundred lines of code: their names are
+        # formatted and encoded once per (type, line), not once per resource.
+        key = (type, None) if site is None else (type, site._code, site.lineno)
+        names = self._names.get(key)
+        if names is None:
+            names = self._names[key] = _encoded_names(type, site_label(site))
+        type_json, name_json, site_member = names
         args_prefix = f'"async_id":{async_id},"trigger_async_id":{trigger_async_id}'
-        type_json = json.dumps(type)
         self._resources[async_id] = _Resource(type_json, name_json, args_prefix)
         stores = self._stores_json()
-        site = f',"site":{json.dumps(label)}' if label else ""
         pid = self._pid
         self._put(
             f'{{"ph":"b","cat":"resource","name":{type_json},"id":{async_id},'
-            f'"ts":{ts:.3f},"pid":{pid},"tid":{tid},"args":{{{args_prefix}{site}{stores}}}}}'
+            f'"ts":{ts:.3f},"pid":{pid},"tid":{tid},"args":{{{args_prefix}{site_member}{stores}}}}}'
         )
         self._put(
             f'{{"ph":"s","cat":"cause","name":"cause","id":{async_id},'
