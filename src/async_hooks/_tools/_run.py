@@ -13,7 +13,6 @@ Use::
 from __future__ import annotations
 
 import atexit
-import importlib.abc
 import importlib.machinery
 import io
 import os
@@ -395,7 +394,9 @@ def _print_uncaught(error: BaseException) -> None:
 # -- trio --------------------------------------------------------------------------------
 
 
-class _TrackAfterImport(importlib.abc.Loader):
+# Duck-typed rather than subclasses of importlib.abc's classes: importing
+# importlib.abc would cost every run a few milliseconds of start-up.
+class _TrackAfterImport:
     """trio's own loader, which turns trio tracking on once trio is imported."""
 
     def __init__(self, loader: Any) -> None:
@@ -415,7 +416,7 @@ class _TrackAfterImport(importlib.abc.Loader):
         enable_auto_tracking()
 
 
-class _TrioWatcher(importlib.abc.MetaPathFinder):
+class _TrioWatcher:
     """Turns trio tracking on when the program imports trio (tracking started before)."""
 
     def find_spec(
@@ -426,7 +427,7 @@ class _TrioWatcher(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _TrackAfterImport(spec.loader)
+            spec.loader = _TrackAfterImport(spec.loader)  # type: ignore[assignment]  # a Loader by its methods
         return spec
 
 

@@ -175,7 +175,7 @@ class StallDetector:
         self.close()
 
     # -- the hook: its cost is what every loop step pays ------------------------------
-    # Per step: a thread-local read, two appends, two pops and two clock reads;
+    # Per step: a thread-local read, a push and a pop of two items, two clock reads;
     # no allocation, no lookup. Whether a step is loop work at all (threads and
     # executor jobs may run as long as they like) is asked only of the steps
     # that ran past the threshold, by the watchdog and by the report.
@@ -192,8 +192,7 @@ class StallDetector:
             except AttributeError:
                 stack = local.stack = []
                 stacks[_get_ident()] = stack
-            stack.append(async_id)
-            stack.append(_clock())
+            stack += (async_id, _clock())
 
         def after(async_id: int) -> None:
             try:
@@ -202,8 +201,8 @@ class StallDetector:
                 return  # the step began before the detector did
             if len(stack) < 2 or stack[-2] != async_id:
                 return
-            start = stack.pop()
-            stack.pop()
+            start = stack[-1]
+            del stack[-2:]
             end = _clock()
             if end - start >= threshold:
                 report(_get_ident(), async_id, start, end)
