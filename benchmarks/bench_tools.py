@@ -136,6 +136,53 @@ def bench_modes(tasks: int, repeats: int, work: Path) -> dict[str, float]:
     return medians
 
 
+def bench_stalls_in_process(tasks: int, repeats: int) -> None:
+    """The stall detector's own cost, alternating with it on and off in one process.
+
+    Fresh processes add their start-up noise to a difference of a few
+    percent; here the same process runs the workload with a no-op step hook
+    (the dispatch every step tool pays) and with the detector added.
+    """
+    import async_hooks
+    from async_hooks import AsyncLocalStorage
+    from async_hooks.diagnostics import ResourceHistory, StallDetector
+
+    request = AsyncLocalStorage[str](name="request")
+
+    async def one() -> None:
+        await asyncio.sleep(0)
+
+    async def work() -> None:
+        for start in range(0, tasks, 1000):
+            await asyncio.gather(*(request.run(f"req-{start + i}", one) for i in range(1000)))
+
+    def measure() -> float:
+        began = time.process_time()
+        asyncio.run(work())
+        return time.process_time() - began
+
+    def noop(async_id: int) -> None:
+        pass
+
+    history = ResourceHistory().enable()
+    steps = async_hooks.create_hook(before=noop, after=noop).enable()
+    without: list[float] = []
+    with_detector: list[float] = []
+    try:
+        measure()  # warm-up
+        for _ in range(repeats):
+            without.append(measure())
+            with StallDetector(1000):
+                with_detector.append(measure())
+    finally:
+        steps.disable()
+        history.disable()
+    base, detector = statistics.median(without), statistics.median(with_detector)
+    print(f"\n## --stalls in one process, {tasks:,} tasks, median of {repeats} alternating runs")
+    print(f"- run's hooks + a no-op step hook: {base:.3f} CPU s")
+    print(f"- the same + StallDetector(1000): {detector:.3f} CPU s ({detector / base - 1:+.1%})")
+
+
 def bench_startup(repeats: int, work: Path) -> None:
     empty = work / "empty.py"
     empty.write_text("")
@@ -214,6 +261,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         bench_modes(tasks, repeats, work)
+        bench_stalls_in_process(tasks // 10, 21 if not options.quick else 7)
         bench_startup(repeats * 2, work)
         if not options.skip_html:
             bench_html(work, 100_000)
