@@ -187,10 +187,13 @@ def test_a_missing_script_is_named(tmp_path: Path) -> None:
 
 
 def test_a_missing_module_is_named(tmp_path: Path) -> None:
-    result = tool("run", "--trace", "t.json", "-m", "no_such_module_here", cwd=tmp_path)
+    result = tool(
+        "run", "--trace", "t.json", "--html", "r.html", "-m", "no_such_module_here", cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "No module named no_such_module_here" in result.stderr
     assert not (tmp_path / "t.json").exists()
+    assert not (tmp_path / "r.html").exists()
 
 
 @pytest.mark.parametrize("option", ["--trace", "--html"])

@@ -13,6 +13,7 @@ Use::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.machinery
 import io
 import os
@@ -22,8 +23,9 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import Any
@@ -118,6 +120,8 @@ class _Session:
         self.finished = False
         self.interrupted = False
         self.exit_report: list[dict[str, Any]] | None = None
+        # The output files made before the program started: removed if it never does.
+        self.created: list[str] = []
 
     # The output files are opened before the program starts, so that a bad
     # path is reported (status 2) before any of the program's code runs.
@@ -129,6 +133,7 @@ class _Session:
                     page.write("")
             except OSError as error:
                 raise UsageError(f"cannot write --html {options.html!r}: {error}") from error
+            self.created.append(options.html)
         path = options.trace
         if path is None and options.html is not None:
             handle, path = tempfile.mkstemp(prefix="async-hooks-", suffix=".trace.json")
@@ -146,6 +151,8 @@ class _Session:
                 raise UsageError(f"cannot write --trace {path!r}: {error}") from error
 
     def start(self) -> None:
+        # The tools that run threads of their own start first, before any
+        # hook is enabled, so that tracking does not follow their threads.
         options = self.options
         if options.stalls_ms is not None:
             from ._stalls import StallDetector
@@ -162,8 +169,6 @@ class _Session:
             from ._live_view import serve_live
 
             self.extras.append(serve_live(stores=options.stores or None))
-        # The history first, so that it already knows a resource's parent
-        # when another tool asks about it.
         self.history = ResourceHistory().enable()
         self.dropped = DroppedWork(
             self.history, stores=options.stores or None, repr_limit=options.repr_limit
@@ -203,6 +208,10 @@ class _Session:
 
     def after_main(self) -> None:
         """The program's main code returned (or raised); its threads may still run."""
+        with _reported_not_raised():
+            self._after_main()
+
+    def _after_main(self) -> None:
         self.main_returned = True
         _hooks.flush_pending_destroys()
         options = self.options
@@ -241,6 +250,15 @@ class _Session:
         if self.finished:
             return
         self.finished = True
+        with _reported_not_raised():
+            self._finish()
+        _flush_std_streams()
+        if self.interrupted:
+            # What python does after an uncaught KeyboardInterrupt: die of SIGINT.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def _finish(self) -> None:
         _hooks.flush_pending_destroys()
         for extra in reversed(self.extras):
             extra.close()
@@ -256,11 +274,6 @@ class _Session:
                 if self._trace_is_temporary:
                     os.unlink(trace.path)
         self._warn_missing_stores()
-        _flush_std_streams()
-        if self.interrupted:
-            # What python does after an uncaught KeyboardInterrupt: die of SIGINT.
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
 
     def _warn_missing_stores(self) -> None:
         if not self.options.stores:
@@ -276,6 +289,16 @@ class _Session:
                 f"async-hooks: warning: --store {names}: the program created no store of "
                 f"that name (stores it created: {known})\n"
             )
+
+
+@contextlib.contextmanager
+def _reported_not_raised() -> Iterator[None]:
+    """A failure of the tools is reported; it never changes the program's exit or output."""
+    try:
+        yield
+    except Exception:
+        sys.stderr.write("async-hooks: internal error in the tools (the program is unaffected):\n")
+        traceback.print_exc()
 
 
 def _exit_heading(entries: list[dict[str, Any]]) -> str:
@@ -325,6 +348,9 @@ def run_program(program: Program, args: Sequence[str], options: RunOptions) -> i
             os.unlink(session.trace.path)
         for extra in session.extras:
             extra.close()
+        for path in session.created:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         atexit.unregister(session.finish)
         raise
     try:
