@@ -25,7 +25,7 @@ async def handle(i):
     await asyncio.sleep(0.002)
     await asyncio.gather(child(), child())
     if i == 3:
-        time.sleep(0.08)  # blocks the loop
+        time.sleep(0.3)  # blocks the loop
     if i == 5:
         asyncio.get_running_loop().call_later(3600, forgotten)
 
@@ -39,7 +39,7 @@ asyncio.run(main())
 def test_the_page_loads_filters_and_draws(tmp_path: Path) -> None:
     write(tmp_path / "service.py", SERVICE)
     result = tool(
-        "run", "--html", "report.html", "--stalls", "40", "--store", "request", "service.py",
+        "run", "--html", "report.html", "--stalls", "150", "--store", "request", "service.py",
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -55,11 +55,12 @@ async def _check_page(tmp_path: Path) -> None:
         await page.open((tmp_path / "report.html").as_uri())
         total = await page.evaluate("document.querySelectorAll('#resources tbody tr').length")
         assert total > 40
-        stalls = await page.evaluate("document.querySelectorAll('#stalls tr.stall').length")
-        assert stalls == 1
-        stall_text = await page.evaluate("document.querySelector('#stalls tr.stall').textContent")
+        stalls = await page.evaluate(
+            "[...document.querySelectorAll('#stalls tr.stall')].map(r => r.textContent)"
+        )
+        # One stall, unless a loaded machine descheduled another step past 150 ms.
+        (stall_text,) = [text for text in stalls if "time.sleep(0.3)" in text]
         assert "req-3" in stall_text
-        assert "time.sleep(0.08)" in stall_text
         left = await page.evaluate("document.querySelector('#left-running').textContent")
         assert "TimerHandle" in left
         assert "req-5" in left
@@ -77,7 +78,10 @@ async def _check_page(tmp_path: Path) -> None:
         assert any("TimerHandle" in row for row in shown)
         count = await page.evaluate("document.getElementById('match-count').textContent")
         assert count.startswith(f"{len(shown)} of ")
-        assert await page.evaluate("document.querySelectorAll('#stalls tr.stall').length") == 0
+        filtered = await page.evaluate(
+            "[...document.querySelectorAll('#stalls tr.stall')].map(r => r.textContent)"
+        )
+        assert not any("time.sleep(0.3)" in text for text in filtered)  # req-3's stall
 
         png = await page.screenshot()
         assert non_blank(png) > 0.01
