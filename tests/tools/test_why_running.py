@@ -165,3 +165,35 @@ def test_the_api_reports_without_the_command_line() -> None:
     assert any(entry["type"] == "TimerHandle" for entry in json.loads(as_json)["resources"])
     with pytest.raises(ValueError, match='"format"'):
         why_running(format="yaml")
+
+
+def test_the_creation_site_is_the_users_line_when_a_library_made_the_resource(
+    tmp_path: Path,
+) -> None:
+    library = tmp_path / "site-packages"
+    library.mkdir()
+    write(
+        library / "remindlib.py",
+        """
+        import asyncio
+
+        def remind_later(callback):
+            return asyncio.get_running_loop().call_later(300, callback)
+        """,
+    )
+    write(
+        tmp_path / "uses_lib.py",
+        """
+        import asyncio, sys
+        sys.path.insert(0, "site-packages")
+        import remindlib
+
+        async def main():
+            remindlib.remind_later(print)
+
+        asyncio.run(main())
+        """,
+    )
+    result = tool("run", "--why-running", "uses_lib.py", cwd=tmp_path)
+    assert "created at uses_lib.py:7 main" in result.stderr
+    assert "remindlib" not in result.stderr

@@ -15,15 +15,19 @@ Use::
 
 from __future__ import annotations
 
+import os
+import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from contextvars import Context, copy_context
+from types import FrameType
 from typing import Self
 
 from .. import _hooks
 from .._execution import TOP_LEVEL_ASYNC_ID
 from .._policy import stores_in
-from .._runtime._live import CreationSite, live_resources
+from .._runtime._live import CreationSite, _in_machinery, live_resources
 
 # A chain longer than this is cut: a timer that re-arms itself every second
 # would otherwise keep an hour of ancestors alive. Cutting costs one walk of
@@ -32,7 +36,12 @@ MAX_CHAIN = 64
 
 
 class ResourceRecord:
-    """One resource as it was at its ``init``: type, ids, creation site, creator's context."""
+    """One resource as it was at its ``init``: type, ids, creation site, creator's context.
+
+    The creation site is in the user's code when the resource was made by a
+    library called from there (``uvicorn``'s, ``httpx``'s): the library's own
+    line says less about where the work came from.
+    """
 
     __slots__ = (
         "async_id",
@@ -100,11 +109,16 @@ class ResourceHistory:
         parent = self._live.get(trigger_async_id)
         if parent is not None and parent.depth >= 2 * MAX_CHAIN:
             _cut(parent)
+        site = None if tracked is None else tracked.creation_site
+        if site is not None and _in_a_library(site.filename):
+            # A library made it (uvicorn's protocol, a client's pool): the
+            # user's line that called into the library says more, if any.
+            site = _user_site() or site
         self._live[async_id] = ResourceRecord(
             async_id,
             type,
             trigger_async_id,
-            None if tracked is None else tracked.creation_site,
+            site,
             # The hook runs in a copy of the creator's context: copying that is O(1).
             copy_context(),
             parent,
@@ -125,6 +139,42 @@ class ResourceHistory:
         while record is not None:
             yield record
             record = record.parent
+
+
+# Whether a file is an installed library or the standard library, by file:
+# one dict lookup per resource whose creation site was looked at.
+_library_files: dict[str, bool] = {}
+_LIBRARY_DIRS: tuple[str, ...] = ()
+
+
+def _in_a_library(filename: str) -> bool:
+    known = _library_files.get(filename)
+    if known is None:
+        known = _library_files[filename] = filename.startswith(_library_dirs()) or (
+            "site-packages" in filename or "dist-packages" in filename
+        )
+    return known
+
+
+def _library_dirs() -> tuple[str, ...]:
+    global _LIBRARY_DIRS
+    if not _LIBRARY_DIRS:
+        paths = sysconfig.get_paths()
+        _LIBRARY_DIRS = tuple(
+            {os.path.join(paths[key], "") for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+        )
+    return _LIBRARY_DIRS
+
+
+def _user_site() -> CreationSite | None:
+    """The innermost frame of the user's own code on this thread's stack, if any."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not _in_machinery(filename) and not _in_a_library(filename):
+            return CreationSite(frame.f_code, frame.f_lineno)
+        frame = frame.f_back
+    return None
 
 
 def _cut(record: ResourceRecord) -> None:

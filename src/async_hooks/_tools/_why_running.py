@@ -23,6 +23,7 @@ from typing import Any
 
 from .. import _hooks
 from .._active import ActiveResource, get_active_resources
+from .._runtime._live import CreationSite
 from ._history import ResourceHistory, describe_root
 from ._trace import short_path, site_label
 from ._values import (
@@ -112,7 +113,7 @@ def _entry(
         "age": None if active.age is None else round(active.age, 3),
         "state": _state(active.resource),
         "keeps_busy": active.keeps_busy,
-        "creation_site": site_label(active.creation_site) or None,
+        "creation_site": site_label(_user_site_of(active, history)) or None,
         "stores": render_stores(values, limit),
         "chain": _chain(active, by_id, wanted, history, limit),
     }
@@ -120,6 +121,12 @@ def _entry(
     if awaiting is not None:
         entry["awaiting"] = awaiting
     return entry
+
+
+def _user_site_of(active: ActiveResource, history: ResourceHistory | None) -> CreationSite | None:
+    # The history knows the user's line when a library created the resource.
+    record = None if history is None or active.async_id is None else history.get(active.async_id)
+    return active.creation_site if record is None else record.creation_site
 
 
 def _only(values: dict[str, object], wanted: set[str] | None) -> dict[str, object]:
