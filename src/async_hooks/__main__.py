@@ -194,7 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog=PROG,
         description="Tools on top of async_hooks runtime tracking (see docs/tools.md).",
     )
-    parser.add_argument("command", choices=("run", "ps", "tree"))
+    parser.add_argument(
+        "command",
+        choices=("run", "ps", "tree"),
+        help="run: run a program under the tools (run --help); ps [PID]: the processes that "
+        "serve a live view, or one's task table; tree PID: its causal tree",
+    )
     if not arguments or arguments[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if arguments else 2
