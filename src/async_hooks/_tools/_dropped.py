@@ -45,6 +45,7 @@ class DroppedWork:
         #: why-running entries of everything dropped so far, oldest first.
         self.entries: list[dict[str, Any]] = []
         self._patches = Patches()
+        self._seen: set[int] = set()
 
     def start(self) -> Self:
         for cls in loop_classes():
@@ -64,7 +65,14 @@ class DroppedWork:
         return close
 
     def _record(self, loop: asyncio.AbstractEventLoop) -> None:
-        dropped = [active for active in get_active_resources() if _dropped_by(active, loop)]
+        dropped = [
+            active
+            for active in get_active_resources()
+            if active.async_id not in self._seen and _dropped_by(active, loop)
+        ]
+        # uvloop's handles do not name their loop: one closing after another
+        # must not report the first one's again.
+        self._seen.update(active.async_id for active in dropped if active.async_id is not None)
         entries = describe(dropped, stores=self.stores, history=self.history, limit=self.repr_limit)
         for entry in entries:
             entry["state"] = DROPPED_STATE
