@@ -27,6 +27,9 @@ from ._history import ResourceHistory
 from ._why_running import describe
 
 DROPPED_STATE = "never ran: its event loop was closed"
+# A program that runs many loops (a test suite) may drop many timers: the
+# first ones are kept, the others only counted.
+_KEPT = 1000
 
 
 class DroppedWork:
@@ -46,6 +49,8 @@ class DroppedWork:
         self.entries: list[dict[str, Any]] = []
         self._patches = Patches()
         self._seen: set[int] = set()
+        #: How many dropped resources were left out of ``entries`` (past the first 1,000).
+        self.omitted = 0
 
     def start(self) -> Self:
         for cls in loop_classes():
@@ -76,7 +81,9 @@ class DroppedWork:
         entries = describe(dropped, stores=self.stores, history=self.history, limit=self.repr_limit)
         for entry in entries:
             entry["state"] = DROPPED_STATE
-        self.entries.extend(entries)
+        room = _KEPT - len(self.entries)
+        self.entries.extend(entries[: max(room, 0)])
+        self.omitted += max(len(entries) - max(room, 0), 0)
 
 
 def _dropped_by(active: ActiveResource, loop: asyncio.AbstractEventLoop) -> bool:
