@@ -86,6 +86,9 @@ class Stall:
         if self.stack:
             lines.append("    blocking at (sampled while it blocked):")
             lines.extend("      " + line for line in "".join(self.stack).rstrip().splitlines())
+        else:
+            # The watchdog thread got no CPU between the threshold and the end.
+            lines.append("    (the watchdog could not sample its stack while it blocked)")
         return "\n".join(lines) + "\n"
 
 
