@@ -204,3 +204,28 @@ def test_forked_children_write_their_own_valid_files(tmp_path: Path) -> None:
         events = load_trace(child)
         check_structure(events)
         assert any(event["ph"] == "X" and event["cat"] == "step" for event in events)
+
+
+def test_a_forked_child_that_exits_normally_writes_its_own_trace_and_page(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path / "forks.py",
+        """
+        import asyncio, os
+        asyncio.run(asyncio.sleep(0))
+        pid = os.fork()
+        if pid == 0:
+            asyncio.run(asyncio.sleep(0.001))
+            raise SystemExit(0)
+        os.waitpid(pid, 0)
+        """,
+    )
+    result = tool("run", "--trace", "t.json", "--html", "r.html", "forks.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    check_structure(load_trace(tmp_path / "t.json"))
+    (child_trace,) = tmp_path.glob("t.*.json")
+    check_structure(load_trace(child_trace))
+    pid = child_trace.name.split(".")[1]
+    assert (tmp_path / f"r.{pid}.html").stat().st_size > 0
+    assert (tmp_path / "r.html").stat().st_size > 0

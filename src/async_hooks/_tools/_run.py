@@ -122,6 +122,16 @@ class _Session:
         self.exit_report: list[dict[str, Any]] | None = None
         # The output files made before the program started: removed if it never does.
         self.created: list[str] = []
+        self.html_path = options.html
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        # A forked child that exits normally writes its own page, beside the
+        # parent's (its trace is already beside the parent's trace).
+        if self.html_path is not None:
+            stem, suffix = os.path.splitext(self.html_path)
+            self.html_path = f"{stem}.{os.getpid()}{suffix or '.html'}"
 
     # The output files are opened before the program starts, so that a bad
     # path is reported (status 2) before any of the program's code runs.
@@ -267,10 +277,10 @@ class _Session:
         trace = self.trace
         if trace is not None:
             trace.close()
-            if self.options.html is not None:
+            if self.html_path is not None:
                 from ._html import write_html_report
 
-                write_html_report(trace.path, self.options.html, title=self.program.label)
+                write_html_report(trace.path, self.html_path, title=self.program.label)
                 if self._trace_is_temporary:
                     os.unlink(trace.path)
         self._warn_missing_stores()
