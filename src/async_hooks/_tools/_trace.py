@@ -48,6 +48,10 @@ from ._values import DEFAULT_REPR_LIMIT, NamedStores, innermost_context
 _HIGH_WATER = 5_000
 _FLUSH_INTERVAL = 0.5
 
+# Bound once: read for every event.
+_perf = time.perf_counter
+_native_id = threading.get_native_id
+
 
 def short_path(path: str) -> str:
     """``path`` relative to the working directory when it is under it, else as it is."""
@@ -213,9 +217,10 @@ class TraceWriter:
     def _put(self, event: str) -> None:
         queue = self._queue
         queue.append(event)
-        if len(queue) > _HIGH_WATER or (
+        queued = len(queue)
+        if queued > _HIGH_WATER or (
             # Looked at once in a hundred events: a clock read costs more than this test.
-            len(queue) % 100 == 0 and time.monotonic() > self._next_flush
+            queued % 100 == 0 and time.monotonic() > self._next_flush
         ):
             self._next_flush = time.monotonic() + _FLUSH_INTERVAL
             self.flush()
@@ -292,11 +297,14 @@ class TraceWriter:
         self._put(json.dumps({"ph": "M", "name": kind, "pid": self._pid, "tid": tid, "args": args}))
 
     def _thread_id(self) -> int:
-        tid = threading.get_native_id()
+        tid = _native_id()
         if tid not in self._named_threads:
-            self._named_threads.add(tid)
-            self._metadata("thread_name", {"name": threading.current_thread().name}, tid=tid)
+            self._name_thread(tid)
         return tid
+
+    def _name_thread(self, tid: int) -> None:
+        self._named_threads.add(tid)
+        self._metadata("thread_name", {"name": threading.current_thread().name}, tid=tid)
 
     # -- the hook's callbacks ---------------------------------------------------------
     # Encoded by hand rather than through json.dumps: these run for every
@@ -305,9 +313,14 @@ class TraceWriter:
     def _stores_json(self) -> str:
         return self.stores.json_members() if self.stores else ""
 
+    # The clock and the thread id are read inline below: a method call for
+    # each would cost every event more than reading them does.
+
     def _init(self, async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
-        ts = self._now()
-        tid = self._thread_id()
+        ts = (_perf() - self._origin) * 1e6
+        tid = _native_id()
+        if tid not in self._named_threads:
+            self._name_thread(tid)
         tracked = live_resources.get(async_id)
         site = None if tracked is None else tracked.creation_site
         # Resources come from a few hundred lines of code: their names are
@@ -331,8 +344,10 @@ class TraceWriter:
         )
 
     def _before(self, async_id: int) -> None:
-        ts = self._now()
-        tid = self._thread_id()
+        ts = (_perf() - self._origin) * 1e6
+        tid = _native_id()
+        if tid not in self._named_threads:
+            self._name_thread(tid)
         stack = self._stacks.get(tid)
         if stack is None:
             stack = self._stacks[tid] = []
@@ -348,8 +363,8 @@ class TraceWriter:
             )
 
     def _after(self, async_id: int) -> None:
-        end = self._now()
-        tid = threading.get_native_id()
+        end = (_perf() - self._origin) * 1e6
+        tid = _native_id()
         stack = self._stacks.get(tid)
         if not stack:
             return  # the step began before the writer did
