@@ -11,6 +11,11 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
+from async_hooks import AsyncHook, create_hook
+from async_hooks.lowlevel import EventChecker, flush_pending_destroys
+
+_CHECKER = pytest.StashKey[tuple[EventChecker, AsyncHook]]()
+
 T = TypeVar("T")
 
 LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
@@ -19,6 +24,41 @@ LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 }
 
 RunAsync = Callable[[Callable[[], Coroutine[Any, Any, T]]], T]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--check-events",
+        action="store_true",
+        help="keep an EventChecker hook enabled for the whole run and fail on any broken "
+        "lifecycle rule (tests that need no hook enabled are skipped)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "no_hooks: the test needs that no hook is enabled (skipped by --check-events)"
+    )
+    if config.getoption("--check-events"):
+        checker = EventChecker()
+        config.stash[_CHECKER] = (checker, create_hook(checker).enable())
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _CHECKER in item.config.stash and item.get_closest_marker("no_hooks"):
+        pytest.skip("needs that no hook is enabled, and --check-events keeps one on")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _CHECKER in session.config.stash:
+        checker, hook = session.config.stash[_CHECKER]
+        hook.disable()
+        flush_pending_destroys()
+        if checker.count:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            print("\n--check-events found broken lifecycle rules:")
+            print("\n".join(f"  {violation}" for violation in checker.violations[:50]))
+            print(f"  ({checker.count} in all)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

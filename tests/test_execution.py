@@ -85,6 +85,7 @@ def test_ids_are_restored_when_the_scope_raises() -> None:
     assert trigger_async_id() == 0
 
 
+@pytest.mark.no_hooks
 def test_a_thread_starts_at_top_level_even_when_started_inside_a_scope() -> None:
     seen: list[tuple[int, int, object]] = []
 

@@ -228,6 +228,7 @@ def test_events_are_delivered_in_enable_order(enabled: list[AsyncHook]) -> None:
     assert order == ["third", "first", "second"]
 
 
+@pytest.mark.no_hooks
 def test_the_first_enable_and_the_last_disable_notify_activation_listeners() -> None:
     assert not hooks_module.enabled.hooks, "a previous test left a hook enabled"
     changes: list[bool] = []

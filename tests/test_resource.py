@@ -436,6 +436,7 @@ def test_destroy_on_collection_arrives_at_the_next_loop_iteration(run_async: Run
     assert destroyed.count(async_id) == 1
 
 
+@pytest.mark.no_hooks
 def test_a_loop_closed_before_its_flush_ran_does_not_stop_later_loops_from_flushing(
     run_async: RunAsync,
 ) -> None:
@@ -550,6 +551,7 @@ def test_no_hook_callback_at_all_runs_inside_the_collector(run_async: RunAsync) 
     assert inside_collector == []
 
 
+@pytest.mark.no_hooks
 def test_destroy_on_collection_only_if_a_destroy_hook_was_enabled_at_creation() -> None:
     destroyed: list[int] = []
     unwatched = AsyncResource("TestUnwatched")

@@ -8,7 +8,10 @@ three functions every boundary helper calls. In-process helpers call
 which the stores that must not cross are back to their default. Process and
 machine boundaries cannot carry a ``contextvars.Context`` at all, so
 declared stores travel as text: :func:`export_stores` on the sending side,
-:func:`import_stores` around the job on the receiving side.
+:func:`import_stores` around the job on the receiving side. Receivers that
+must report refused members their own way (servers log them) and carry more
+than stores (a request id) use its two parts, :func:`load_carrier` and
+:func:`enter_stores`, which ``import_stores`` is made of.
 
 A store's ContextVar belongs to ``_storage.py``; this is the one other module
 that reads it (``store._var``), because applying a policy means setting and
@@ -24,7 +27,7 @@ import json
 import threading
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import Context, ContextVar, Token, copy_context
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, cast
@@ -354,30 +357,81 @@ def import_stores(carrier: Mapping[str, str], crossing: Crossing) -> AbstractCon
     return _ImportedStores(carrier, crossing)
 
 
-class _ImportedStores(AbstractContextManager[None]):
-    """The ``with`` block of ``import_stores``; a class, cheaper than a generator."""
+#: How a receiver reports a member of an arrived carrier that is left out:
+#: ``(name, crossing, error)``, where ``error`` is what loading its text raised,
+#: or None when no live store is declared to cross ``crossing`` by that name.
+OnSkipped: TypeAlias = Callable[[str, Crossing, Exception | None], None]
 
-    __slots__ = ("_carrier", "_crossing", "_tokens")
 
-    def __init__(self, carrier: Mapping[str, str], crossing: Crossing) -> None:
-        self._carrier = carrier
-        self._crossing = crossing
+def load_carrier(
+    carrier: Mapping[str, object], crossing: Crossing, on_skipped: OnSkipped
+) -> dict[AsyncLocalStorage[Any], Any]:
+    """The loaded values of an arrived carrier's members, by store, in the carrier's order.
+
+    A member is kept when its name is a live store declared to cross
+    ``crossing`` and its text loads with that store's serializer. Every other
+    member goes to ``on_skipped`` and is left out: the carrier came from
+    elsewhere, so no member of it makes this raise (``on_skipped`` may).
+    """
+    declared = live_stores.declared_for(crossing)
+    values: dict[AsyncLocalStorage[Any], Any] = {}
+    for name, text in carrier.items():
+        ref = declared.get(name)
+        store = None if ref is None else ref()
+        if store is None:
+            on_skipped(name, crossing, None)
+            continue
+        serializer = store.serializer
+        assert serializer is not None  # guaranteed for declared stores at construction
+        try:
+            if not isinstance(text, str):
+                raise TypeError(f"expected a str, got {describe(text)}")
+            values[store] = serializer.loads(text)
+        except Exception as error:
+            on_skipped(name, crossing, error)
+    return values
+
+
+def warn_skipped(name: object, crossing: Crossing, error: Exception | None) -> None:
+    """Report a skipped carrier member with a ``StoreSerializationWarning``."""
+    if error is None:
+        store = live_stores.declared(name) if isinstance(name, str) else None
+        missing = "no live store" if store is None else "no store declared to cross it"
+        reason = f"{name!r} arrived over {crossing.name} but there is {missing} by that name"
+    else:
+        reason = f"the value for AsyncLocalStorage {name!r} does not load: {error}"
+    # stacklevel: point at the `with import_stores(...)` line of the caller
+    # (this function, load_carrier, _ImportedStores.__enter__, that line).
+    warnings.warn(StoreSerializationWarning(f"Store skipped: {reason}"), stacklevel=4)
+
+
+def enter_stores(values: Mapping[AsyncLocalStorage[Any], Any]) -> AbstractContextManager[None]:
+    """A ``with`` block inside which each store of ``values`` holds its value.
+
+    Stores are entered in the order of ``values`` and all reset on exit, also
+    when the block raises.
+    """
+    return _EnteredStores(values)
+
+
+class _EnteredStores(AbstractContextManager[None]):
+    """The ``with`` block of ``enter_stores``; a class, cheaper than a generator."""
+
+    __slots__ = ("_tokens", "_values")
+
+    def __init__(self, values: Mapping[AsyncLocalStorage[Any], Any]) -> None:
+        self._values = values
         self._tokens: list[tuple[ContextVar[Any], Token[Any]]] = []
 
     def __enter__(self) -> None:
-        declared = live_stores.declared_for(self._crossing)
+        self._enter(self._values)
+
+    def _enter(self, values: Mapping[AsyncLocalStorage[Any], Any]) -> None:
         tokens = self._tokens
         try:
-            for name, text in self._carrier.items():
-                ref = declared.get(name)
-                store = None if ref is None else ref()
-                if store is None:
-                    _warn_unknown(name, self._crossing)
-                    continue
-                loaded, value = _load(store, text)
-                if loaded:
-                    var = store._var
-                    tokens.append((var, var.set(value)))
+            for store, value in values.items():
+                var = store._var
+                tokens.append((var, var.set(value)))
         except BaseException:
             self._reset()
             raise
@@ -392,24 +446,15 @@ class _ImportedStores(AbstractContextManager[None]):
             var.reset(token)
 
 
-def _warn_unknown(name: object, crossing: Crossing) -> None:
-    store = live_stores.declared(name) if isinstance(name, str) else None
-    reason = "no live store" if store is None else "no store declared to cross it"
-    _warn_skipped(f"{name!r} arrived over {crossing.name} but there is {reason} by that name")
+class _ImportedStores(_EnteredStores):
+    """The ``with`` block of ``import_stores``: the carrier is loaded as the block starts."""
 
+    __slots__ = ("_carrier", "_crossing")
 
-def _load(store: AsyncLocalStorage[Any], text: object) -> tuple[bool, Any]:
-    serializer = store.serializer
-    assert serializer is not None
-    try:
-        if not isinstance(text, str):
-            raise TypeError(f"expected a str, got {describe(text)}")
-        return True, serializer.loads(text)
-    except Exception as error:
-        _warn_skipped(f"the value for AsyncLocalStorage {store.name!r} does not load: {error}")
-        return False, None
+    def __init__(self, carrier: Mapping[str, str], crossing: Crossing) -> None:
+        super().__init__({})
+        self._carrier = carrier
+        self._crossing = crossing
 
-
-def _warn_skipped(reason: str) -> None:
-    # stacklevel: point at the `with import_stores(...)` line of the caller.
-    warnings.warn(StoreSerializationWarning(f"Store skipped: {reason}"), stacklevel=4)
+    def __enter__(self) -> None:
+        self._enter(load_carrier(self._carrier, self._crossing, warn_skipped))

@@ -244,6 +244,21 @@ def _reset(store: AsyncLocalStorage[T], token: Token[T | None]) -> None:
     store._var.reset(token)
 
 
+def _bound_var_methods(
+    store: AsyncLocalStorage[T],
+) -> tuple[
+    Callable[[T | None], Token[T | None]], Callable[[Token[T | None]], None], Callable[[], T | None]
+]:
+    """``(set, reset, get)`` of the store's variable, bound: no Python frame per call.
+
+    For a store that only one runtime swaps on every call and that is never
+    disabled (OpenTelemetry's runtime context): after ``disable()`` they
+    would keep serving the old variable.
+    """
+    var = store._var
+    return var.set, var.reset, var.get
+
+
 class StoreScope(Generic[T]):
     """Returned by ``with_scope``: enters the store on ``__enter__``, restores on ``__exit__``."""
 

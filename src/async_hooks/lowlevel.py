@@ -3,14 +3,23 @@
 The ids and events of ``async_hooks`` are enough to follow the life of every
 resource; a tool that draws, exports or checks them also wants to know
 whether the runtime is being tracked, to deliver queued ``destroy`` events
-before it reports, and to recognise the top-level resource.
+before it reports, to recognise the top-level resource, and to check that
+the event stream keeps the lifecycle rules (``EventChecker``).
 """
 
+from ._checker import EventChecker, Violation
 from ._execution import TopLevelResource, new_async_id
 from ._hooks import flush_pending_destroys
 from ._runtime import is_tracking
 
-__all__ = ["TopLevelResource", "flush_pending_destroys", "is_tracking", "new_async_id"]
+__all__ = [
+    "EventChecker",
+    "TopLevelResource",
+    "Violation",
+    "flush_pending_destroys",
+    "is_tracking",
+    "new_async_id",
+]
 
 # repr() and help() name the path users import from, not the private module.
 for _name in __all__:

@@ -12,13 +12,12 @@ AsyncLocalStorage and AsyncResource need nothing from here: trio copies the
 context into every task it spawns, so stores already follow trio tasks.
 """
 
+from ._extras import missing_extra as _missing_extra
+
 try:
     import trio as _trio  # noqa: F401  (imported to fail early, with advice)
 except ImportError as error:
-    raise ImportError(
-        "async_hooks.trio needs trio, which is not installed; "
-        "install the extra with: pip install 'async-hooks[trio]'"
-    ) from error
+    raise _missing_extra(__name__, "trio", extra="trio") from error
 
 from ._runtime._trio import TRIO_TASK_TYPE, LifecycleInstrument
 from ._runtime._trio import enable_auto_tracking as _enable_auto_tracking

@@ -185,6 +185,14 @@ def test_a_request_id_among_the_stores_is_a_checked_fallback(worker: Path) -> No
     assert seen["request_id"] == "req-header"
 
 
+def test_an_invalid_request_id_header_is_not_replaced_by_one_among_the_stores(
+    worker: Path,
+) -> None:
+    # The same rule as the servers': the stores' id counts only without a header.
+    headers = {STORES_HEADER: {"request_id": '"from-stores"'}, REQUEST_ID_HEADER: "bad id"}
+    assert run(tasks.read_context, headers=headers)["request_id"] is None
+
+
 def test_headers_passed_by_the_caller_win(worker: Path) -> None:
     with request_id.with_scope("from-context"):
         seen = run(tasks.read_context, headers={REQUEST_ID_HEADER: "from-caller"})

@@ -1,5 +1,5 @@
-"""Optional libraries stay optional: importing the integrations that do not
-need one never imports it (checked in a fresh interpreter)."""
+"""Optional libraries stay optional: importing a face, or an integration
+that does not need one, never imports it (checked in a fresh interpreter)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,42 @@ import json
 import subprocess
 import sys
 
+# The faces, and the integration modules whose library is optional to them.
 MODULES = [
     "async_hooks",
+    "async_hooks.propagation",
+    "async_hooks.diagnostics",
+    "async_hooks.errors",
     "async_hooks.integrations",
     "async_hooks.integrations.request_id",
     "async_hooks.integrations.baggage",
+    "async_hooks.integrations.outgoing",
     "async_hooks.integrations.logging",
     "async_hooks.integrations.structlog",
     "async_hooks.integrations.loguru",
     "async_hooks.integrations.asgi",
     "async_hooks.integrations.wsgi",
 ]
+# Every library of an extra, and the frameworks the tests use.
 OPTIONAL = [
     "aiohttp",
+    "blinker",
+    "celery",
     "fastapi",
     "flask",
+    "gevent",
+    "greenlet",
+    "httpx",
     "loguru",
+    "opentelemetry",
+    "pyee",
     "pythonjsonlogger",
+    "requests",
     "starlette",
     "structlog",
+    "trio",
     "uvicorn",
+    "uvloop",
     "waitress",
 ]
 

@@ -171,3 +171,16 @@ def test_request_id_from_baggage_is_a_checked_fallback(
     assert len(hostile["request_id"]) == 32
     [message] = [r.getMessage() for r in caplog.records if r.name == "async_hooks.integrations"]
     assert "Rejected an invalid 'request_id' baggage member" in message
+
+
+def test_an_invalid_header_id_is_replaced_not_taken_from_baggage(
+    base_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The request-id header decides when there is one: baggage is the
+    # fallback for a missing header only, the same rule as Celery's worker.
+    baggage = encode_baggage({"request_id": JSON.dumps("from-baggage")})
+    with caplog.at_level(logging.WARNING, logger="async_hooks.integrations"):
+        body = get(base_url, baggage=baggage, X_Request_ID="not valid!")
+    assert len(body["request_id"]) == 32
+    [message] = [r.getMessage() for r in caplog.records if r.name == "async_hooks.integrations"]
+    assert "Rejected an invalid X-Request-ID header" in message

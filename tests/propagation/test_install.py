@@ -50,6 +50,7 @@ def in_plain_thread(fn: Callable[[], Seen]) -> Seen:
     return results[0]
 
 
+@pytest.mark.no_hooks
 def test_install_is_idempotent_and_uninstall_restores_the_very_objects() -> None:
     originals = patched_attributes()
     assert not installed()
@@ -188,7 +189,12 @@ def test_uninstall_leaves_a_later_wrapper_in_place_and_goes_inert() -> None:
         assert in_plain_thread(seen) == NOTHING  # our wrapper passes through
         assert len(calls) == 1
     finally:
-        threading.Thread.start = original  # type: ignore[method-assign]
+        # They uninstall themselves by putting back what they found: ours,
+        # which the next install() takes back and the next uninstall() undoes.
+        threading.Thread.start = ours  # type: ignore[method-assign]
+    install()
+    uninstall()
+    assert vars(threading.Thread)["start"] is original
 
 
 @pytest.mark.usefixtures("installed_propagation")

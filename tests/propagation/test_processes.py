@@ -8,6 +8,7 @@ each job sees exactly its submitter's declared stores, and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -16,9 +17,17 @@ from typing import Any
 
 import pytest
 
-from async_hooks import AsyncLocalStorage, Crossing
-from async_hooks.errors import InvalidArgTypeError, StoreSerializationError
-from async_hooks.propagation import JSON, ContextExecutor, ProcessJob, carry_stores, start_process
+from async_hooks import AsyncLocalStorage, Crossing, create_hook
+from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError, StoreSerializationError
+from async_hooks.propagation import (
+    JSON,
+    ContextExecutor,
+    ProcessJob,
+    carry_stores,
+    run_in_executor,
+    start_process,
+)
+from tests.conftest import RunAsync
 
 from ._jobs import Seen, enter_all, local, report, seen, seen_then_pollute, shared
 
@@ -84,6 +93,50 @@ def test_pool_helper_map(one_worker: ProcessPoolExecutor) -> None:
     pool = ContextExecutor(one_worker)
     results = list(pool.map(seen_then_pollute, ["a", "b", "c"], chunksize=2))
     assert results == [(None, "s", "no secret")] * 3
+
+
+@pytest.mark.parametrize("tracking", [False, True], ids=["untracked", "tracked"])
+def test_pool_helper_behind_run_in_executor(
+    one_worker: ProcessPoolExecutor, run_async: RunAsync[list[Seen]], tracking: bool
+) -> None:
+    # Tracked: the loop's run_in_executor wraps each job in a resource of its own.
+    hook = create_hook(init=lambda *args: None)
+    if tracking:
+        hook.enable()
+    pool = ContextExecutor(one_worker)
+
+    async def main() -> list[Seen]:
+        loop = asyncio.get_running_loop()
+        enter_all("first", {"tenant": "a"}, "secret")
+        first = await run_in_executor(pool, seen_then_pollute, "job 1")
+        enter_all("second", {"tenant": "b"}, "secret 2")
+        second = await loop.run_in_executor(pool, seen_then_pollute, "job 2")
+        return [first, second]
+
+    try:
+        results = run_async(main)
+    finally:
+        hook.disable()
+    assert results == [(None, {"tenant": "a"}, "no secret"), (None, {"tenant": "b"}, "no secret")]
+
+
+def test_pool_helper_over_a_pool_helper_still_crosses_processes(
+    one_worker: ProcessPoolExecutor,
+) -> None:
+    pool = ContextExecutor(ContextExecutor(one_worker))
+    assert pool.crossing is Crossing.PROCESSES
+    shared.enter_with("s")
+    assert pool.submit(seen_then_pollute).result() == (None, "s", "no secret")
+
+
+@pytest.mark.parametrize("crossing", [Crossing.POOLS, Crossing.THREADS])
+def test_pool_helper_refuses_an_in_process_crossing_for_processes(crossing: Crossing) -> None:
+    # A Context cannot be pickled: an in-process crossing could never reach the worker.
+    with (
+        ProcessPoolExecutor(max_workers=1) as pool,
+        pytest.raises(InvalidArgValueError, match=r'"crossing".*PROCESSES'),
+    ):
+        ContextExecutor(pool, crossing=crossing)
 
 
 def test_pool_helper_job_without_stores_runs_empty(one_worker: ProcessPoolExecutor) -> None:

@@ -266,6 +266,33 @@ def test_a_task_factory_in_place_is_chained_and_restored(
     assert asyncio_log.seen == [("Task exception was never retrieved", "task")]
 
 
+def test_a_two_argument_task_factory_keeps_working(asyncio_log: StoreRecorder) -> None:
+    # The stdlib loop calls a factory with context= only when create_task got
+    # one; a factory written for (loop, coro) must go on being called that
+    # way. (uvloop always passes context=, so there no such factory works.)
+    created: list[str] = []
+
+    def users_factory(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+        created.append(getattr(coro, "__name__", "?"))
+        return asyncio.Task(coro, loop=loop)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(users_factory)
+        try:
+            with install_exception_context(loop):
+                await request.run("creator", fail_and_collect_task)
+        finally:
+            loop.set_task_factory(None)
+
+    asyncio.run(main())
+    assert "fail" in created
+    # 3.11 shows no task's context: with such a factory, the handler sees the
+    # stores as they were when the task was created.
+    expected = "creator" if sys.version_info < (3, 12) else "task"
+    assert asyncio_log.seen == [("Task exception was never retrieved", expected)]
+
+
 def test_in_failure_context_wraps_one_handler(run_async: RunAsync) -> None:
     seen: list[str | None] = []
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from async_hooks import (
     AsyncLocalStorage,
     execution_async_id,
@@ -15,6 +17,7 @@ from async_hooks.diagnostics import get_active_resources
 from .conftest import Recorder, RunAsync
 
 
+@pytest.mark.no_hooks
 def test_info_without_hooks_lists_tasks_and_non_daemon_threads(
     run_async: RunAsync, loop_name: str
 ) -> None:
@@ -104,6 +107,7 @@ def test_rich_view_of_a_tracked_task(run_async: RunAsync, recorder: Recorder) ->
     run_async(main)
 
 
+@pytest.mark.no_hooks
 def test_untracked_view_has_no_ids(run_async: RunAsync) -> None:
     async def main() -> None:
         current = asyncio.current_task()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
+import operator
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from contextvars import copy_context
 from typing import Any
 
@@ -106,6 +109,22 @@ def test_future_resolution_is_reported_inside_the_resolving_step(
     assert names.index(("before", handle_id)) < resolved < names.index(("after", handle_id))
 
 
+def test_a_tracked_future_is_asyncio_s_own_future(run_async: RunAsync, recorder: Recorder) -> None:
+    async def main() -> list[tuple[str, str]]:
+        loop = asyncio.get_running_loop()
+        tracked, bare = loop.create_future(), asyncio.Future[str](loop=loop)
+        reprs = [(repr(tracked), repr(bare))]
+        tracked.set_result("done")
+        bare.set_result("done")
+        reprs.append((repr(tracked), repr(bare)))
+        assert type(tracked) is type(bare)
+        assert recorder.inits[recorder.id_of(tracked)].type == "Future"
+        return reprs
+
+    for tracked_repr, bare_repr in run_async(main):
+        assert tracked_repr == bare_repr
+
+
 @pytest.mark.parametrize("how", ["exception", "cancel"])
 def test_future_rejected_or_cancelled_resolves_too(
     run_async: RunAsync, recorder: Recorder, how: str
@@ -115,18 +134,44 @@ def test_future_rejected_or_cancelled_resolves_too(
     async def main() -> None:
         future = asyncio.get_running_loop().create_future()
         futures.append(future)
+
+        async def wait() -> Any:
+            return await future
+
+        waiter = asyncio.create_task(wait())  # a task waits: done-callbacks will be due
+        await asyncio.sleep(0)
         if how == "exception":
             future.set_exception(ValueError("no"))
             with pytest.raises(ValueError, match="no"):
-                await future
+                await waiter
         else:
             assert future.cancel()
             assert not future.cancel()
             with pytest.raises(asyncio.CancelledError):
-                await future
+                await waiter
 
     run_async(main)
     assert recorder.of(recorder.id_of(futures[0])) == ["init", "promise_resolve", "destroy"]
+
+
+def test_a_future_resolved_before_anyone_waits_is_destroyed_when_collected(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    # asyncio's own Future has no hook for its resolution: it is seen when
+    # the future schedules its done-callbacks, and here there are none.
+    ids: list[int] = []
+
+    async def main() -> None:
+        future = asyncio.get_running_loop().create_future()
+        ids.append(recorder.id_of(future))
+        recorder.inits[ids[0]].resource = None  # the recorder must not keep it alive
+        future.set_result(1)
+        assert await future == 1
+
+    run_async(main)
+    gc.collect()
+    flush_pending_destroys()
+    assert recorder.of(ids[0]) == ["init", "destroy"]
 
 
 def test_call_soon_handle_runs_in_its_own_scope(run_async: RunAsync, recorder: Recorder) -> None:
@@ -250,6 +295,29 @@ def test_executor_jobs_and_to_thread(run_async: RunAsync, recorder: Recorder) ->
         assert init.type == "ExecutorJob"
         assert init.resource is resource
         assert recorder.of(async_id) == ["init", "before", "after", "destroy"]
+    check_invariants(recorder.events)
+
+
+def test_executor_jobs_in_a_process_pool(run_async: RunAsync, recorder: Recorder) -> None:
+    # The pool pickles each job: the worker process runs the bare function
+    # (these ids mean nothing there), and the job's destroy comes once the
+    # pool has let go of it.
+    job_ids: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            assert await loop.run_in_executor(pool, operator.mul, 6, 7) == 42
+        job_ids.extend(i for i, event in recorder.inits.items() if event.type == "ExecutorJob")
+        for async_id in job_ids:
+            recorder.inits[async_id].resource = None
+        gc.collect()
+        await asyncio.sleep(0.001)
+
+    run_async(main)
+    assert len(job_ids) == 1
+    assert recorder.of(job_ids[0]) == ["init", "destroy"]
     check_invariants(recorder.events)
 
 

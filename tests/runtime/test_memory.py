@@ -22,6 +22,7 @@ async def _short_lived(count: int) -> None:
         await asyncio.gather(*(tiny() for _ in range(100)))
 
 
+@pytest.mark.no_hooks
 @pytest.mark.parametrize("rounds", [3])
 def test_short_lived_tasks_leave_no_growth(run_async: RunAsync, rounds: int) -> None:
     hook = create_hook(init=lambda *args: None, destroy=lambda async_id: None).enable()

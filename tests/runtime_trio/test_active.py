@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from async_hooks import AsyncLocalStorage, get_active_resources_info
@@ -47,6 +48,7 @@ def test_a_sleeping_trio_task_is_listed_with_its_ids_site_and_stores(
     assert not [record for record in live_resources.values() if record.type == TRIO_TASK_TYPE]
 
 
+@pytest.mark.no_hooks
 def test_trio_tasks_are_no_longer_listed_once_the_last_hook_is_disabled() -> None:
     from async_hooks import create_hook
 

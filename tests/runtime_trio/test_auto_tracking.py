@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 import async_hooks.trio
@@ -25,6 +26,7 @@ def test_a_run_started_while_a_hook_is_enabled_is_tracked(trio_events: TrioEvent
     assert trio_events.events_of(ids[0])[-1] == "destroy"
 
 
+@pytest.mark.no_hooks
 def test_trio_is_untouched_while_no_hook_is_enabled() -> None:
     assert trio.run is ORIGINAL_RUN
     hook = create_hook(init=lambda *args: None).enable()
@@ -53,6 +55,7 @@ def test_an_explicit_instrument_is_not_doubled(trio_events: TrioEvents) -> None:
         )
 
 
+@pytest.mark.no_hooks
 def test_enabling_a_hook_inside_a_run_tracks_the_rest_of_it() -> None:
     events = TrioEvents()
     hook = create_hook(events)
@@ -83,6 +86,7 @@ def test_enabling_a_hook_inside_a_run_tracks_the_rest_of_it() -> None:
     assert events.events_of(ids["child"]) == ["init", "before", "after", "destroy"]
 
 
+@pytest.mark.no_hooks
 def test_disabling_the_last_hook_inside_a_run_stops_the_events() -> None:
     events = TrioEvents()
     hook = create_hook(events).enable()

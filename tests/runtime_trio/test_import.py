@@ -57,3 +57,44 @@ print(types.count("TrioTask") >= 3, hasattr(trio.run, "__wrapped__"))
     assert result.returncode == 0, result.stderr
     # Tasks were reported, and trio.run is the original again after the last hook.
     assert result.stdout.split() == ["True", "False"]
+
+
+def test_a_hook_enabled_before_trio_is_imported_tracks_trio_runs() -> None:
+    # The first hook comes before `import trio`, and nothing imports
+    # async_hooks.trio: trio is tracked all the same, and its module is the
+    # plain one (its loader is trio's own, not a watcher's).
+    code = """
+import sys
+import async_hooks
+
+types = []
+hook = async_hooks.create_hook(init=lambda i, t, tr, r: types.append(t)).enable()
+import trio
+
+async def main():
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep, 0)
+
+trio.run(main)
+hook.disable()
+watchers = [f for f in sys.meta_path if type(f).__module__.startswith("async_hooks")]
+print(types.count("TrioTask") >= 3, hasattr(trio.run, "__wrapped__"), watchers,
+      type(trio.__loader__).__module__.startswith("async_hooks"))
+"""
+    result = run_python(code)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "[]", "False"]
+
+
+def test_the_import_watch_leaves_with_the_last_hook() -> None:
+    code = WITHOUT_TRIO.replace("sys.modules['trio'] = None; ", "") + (
+        "import async_hooks; "
+        "hook = async_hooks.create_hook(init=lambda *a: None).enable(); "
+        "watching = len(sys.meta_path); hook.disable(); "
+        "print(watching - len(sys.meta_path), 'trio' in sys.modules)"
+    )
+    result = run_python(code)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "False"]

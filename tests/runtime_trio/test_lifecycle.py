@@ -220,6 +220,7 @@ def test_a_raising_hook_is_reported_and_breaks_nothing(
     assert all(trio_events.events_of(i)[-1] == "destroy" for i in trio_events.inits)
 
 
+@pytest.mark.no_hooks
 def test_the_instrument_is_silent_while_no_hook_is_enabled() -> None:
     seen: list[int] = []
 

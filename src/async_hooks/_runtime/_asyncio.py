@@ -2,21 +2,29 @@
 
 While a hook is enabled, the loop methods that create resources are
 replaced on the loop *classes* (``asyncio.BaseEventLoop`` and, when it is
-installed, ``uvloop.Loop``), so loops that already run are tracked too:
+installed, ``uvloop.Loop``), so loops that already run are tracked too. What
+they return is what asyncio returns: the user's coroutine stays the task's
+(``task.get_coro()``), ``loop.create_future()`` gives asyncio's own Future,
+and a stdlib handle keeps the user's callback (``handle._callback``).
 
-* ``create_task``: the coroutine is driven through :class:`TaskCoroutine`,
-  which emits ``before``/``after`` around each step of the task, and
-  ``promise_resolve`` + ``destroy`` when its last step ends. Every way of
-  creating a task goes through ``loop.create_task`` (``asyncio.create_task``,
-  ``ensure_future``, ``gather``, ``TaskGroup``, ``run_coroutine_threadsafe``),
-  and an installed task factory, eager or not, is called by it, so the
-  factory is chained, not replaced.
-* ``create_future`` returns a :class:`Future` (a subclass named like
-  asyncio's) whose ``set_result``/``set_exception``/``cancel`` emit
-  ``promise_resolve`` and ``destroy``.
-* ``call_soon``, ``call_soon_threadsafe``, ``call_later`` and ``call_at``
-  wrap the callback in a :class:`TrackedCallback` that emits
-  ``before``/``after`` around it and ``destroy`` after it.
+* Tasks: ``create_task`` gives the task a record whose frame is inside the
+  task's own context, so every step reports the task's ids with no work per
+  step. A task runs each step from a handle the loop schedules for it
+  (``loop.call_soon(<the task's step>, context=<its context>)``): ``before``
+  and ``after`` surround that handle's run, and ``promise_resolve`` then
+  ``destroy`` follow the step that finishes the task. A task built directly
+  with ``asyncio.Task(...)`` is tracked from the first step it schedules.
+* Futures: ``create_future`` files a record for the future; when it is
+  resolved, it schedules its done-callbacks with itself as their argument,
+  which is when ``promise_resolve`` and ``destroy`` are emitted. A future
+  nobody waits for gets its ``destroy`` when it is collected.
+* Handles and timers (``call_soon``, ``call_soon_threadsafe``,
+  ``call_later``, ``call_at``): on the stdlib loop, ``Handle._run`` (a
+  Python method) emits ``before``/``after`` around the user's callback and
+  ``destroy`` after it, and ``Handle.cancel`` emits ``destroy``; the handle
+  and its callback are untouched. uvloop builds its handles in C and runs
+  them with no Python method to wrap: there the callback is wrapped
+  (:class:`TrackedCallback`), which uvloop never shows.
 * ``run_in_executor`` submits an :class:`ExecutorJob`.
 
 Every resource's callbacks run with the resource's frame current, so
@@ -29,199 +37,377 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from contextvars import Context, copy_context
 from typing import Any, TypeVar
 
 from .. import _hooks
-from .._coroutines import CoroutineWrapper, is_coroutine
+from .._coroutines import is_coroutine
 from .._execution import current_frame
 from .._patching import Patches
 from ._live import TrackedResource, finish, forget, run_as, track
-
-__all__ = [
-    "ExecutorJob",
-    "Future",
-    "TaskCoroutine",
-    "TrackedCallback",
-    "patch_asyncio",
-    "unpatch_asyncio",
-]
 
 T = TypeVar("T")
 
 _patches = Patches()
 
+# The records of asyncio's own objects, by id(): asyncio's objects cannot
+# carry a reference to their record without changing what users see.
+_tasks: dict[int, TrackedResource] = {}
+_futures: dict[int, TrackedResource] = {}
+_handles: dict[int, TrackedResource] = {}
+
 
 # -- tasks ---------------------------------------------------------------------
 
+# The callbacks a task schedules to run its own steps: their handles are not
+# resources of their own, they run the task's steps.
+_TASK_STEP_NAMES = frozenset({"task_wakeup", "_Task__step", "_Task__wakeup", "__step", "__wakeup"})
 
-class TaskCoroutine(CoroutineWrapper[T]):
-    """The coroutine a tracked task drives: the user's, with events around each step.
 
-    ``task.get_coro()`` returns this wrapper while tracking is on; it forwards
-    every attribute it does not define (``cr_frame``, ``__qualname__``, ...)
-    to the user's coroutine, which is also ``__wrapped__``, so the task's
-    repr, ``get_stack()`` and debuggers see the user's code.
-    """
+def _task_of_step(callback: object) -> asyncio.Task[Any] | None:
+    """The task whose step ``callback`` is, else None."""
+    owner = getattr(callback, "__self__", None)
+    if not isinstance(owner, asyncio.Task):
+        return None
+    if type(callback).__name__ == "TaskStepMethWrapper":
+        return owner
+    return owner if getattr(callback, "__name__", None) in _TASK_STEP_NAMES else None
 
-    __slots__ = ("_record", "_sets_frame")
 
-    def __init__(self, coro: Coroutine[Any, Any, T], record: TrackedResource, sets_frame: bool):
-        super().__init__(coro)
-        self._record = record
-        # False when the task runs in a context of our own that already holds
-        # the frame; True when it runs in a context we must not change.
-        self._sets_frame = sets_frame
+class _TaskCreation(threading.local):
+    # The record of the task that create_task is making on this thread: its
+    # constructor schedules the first step before create_task has the task.
+    record: TrackedResource | None = None
 
-    def send(self, value: Any, /) -> Any:
-        return self._step(self._coro.send, value)
 
-    def throw_exception(self, error: BaseException, /) -> Any:
-        return self._step(self._coro.throw, error)
-
-    def close(self) -> None:
-        self._coro.close()
-
-    def _step(self, method: Callable[[Any], Any], argument: Any) -> Any:
-        record = self._record
-        if not record.initialized:
-            # An eager task (3.12+): its first step runs inside the Task
-            # constructor, before create_task could name the task. It is
-            # already the current task, so init can still come first.
-            record.attach(asyncio.current_task())
-        token = current_frame.set(record) if self._sets_frame else None
-        async_id = record.async_id
-        if _hooks.enabled.before:
-            _hooks.emit_before(async_id)
-        try:
-            result = method(argument)
-        except BaseException:
-            # The coroutine ended (returned, raised or was cancelled): the
-            # task takes this outcome as its result right after this step.
-            if _hooks.enabled.promise_resolve:
-                _hooks.emit_promise_resolve(async_id)
-            self._end_step(token)
-            finish(record)
-            raise
-        self._end_step(token)
-        return result
-
-    def _end_step(self, token: Any) -> None:
-        if _hooks.enabled.after:
-            _hooks.emit_after(self._record.async_id)
-        if token is not None:
-            current_frame.reset(token)
-
-    def __repr__(self) -> str:
-        return repr(self._coro)
+_creating = _TaskCreation()
 
 
 def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable[..., Any]:
     def create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        if not _hooks.enabled.hooks or not is_coroutine(coro) or type(coro) is TaskCoroutine:
+        if not _hooks.enabled.hooks or not is_coroutine(coro):
             return original(self, coro, **kwargs)
         record = track()
+        record.pending(_running_task)
+        outer = _creating.record
+        _creating.record = record
         context: Context | None = kwargs.get("context")
-        sets_frame = True
-        if context is None and self.get_task_factory() is None:
-            # A context of the task's own with its frame already inside: its
-            # steps then see their ids with no work per step. (A factory may
-            # not accept `context`, so with one installed the steps set it.)
-            context = copy_context()
-            context.run(current_frame.set, record)
-            kwargs["context"] = context
-            sets_frame = False
-        wrapped = TaskCoroutine(coro, record, sets_frame)
         try:
-            task = original(self, wrapped, **kwargs)
+            if context is None:
+                # The task's context is a copy of this one, taken by its
+                # constructor: made with this record as the frame, it holds
+                # the task's ids for every step (an eager first step too).
+                token = current_frame.set(record)
+                try:
+                    task = original(self, coro, **kwargs)
+                finally:
+                    current_frame.reset(token)
+                record.frame_in_context = True
+            else:
+                task = original(self, coro, **kwargs)  # the user's context: left as it is
         except BaseException:
             if not record.initialized:
                 forget(record)
             raise
-        record.attach(task)
-        if context is None:
-            if sys.version_info >= (3, 12):
-                context = task.get_context()
-            else:
-                # 3.11 does not expose a task's context: the creator's is
-                # what a factory's task starts from.
-                context = copy_context()
-        record.context = context
+        finally:
+            _creating.record = outer
+        _adopt(task, record)
+        if sys.version_info >= (3, 12):
+            record.context = task.get_context()
+        else:
+            # 3.11 does not expose a task's context: the creator's is what
+            # the task's own started from.
+            record.context = context if context is not None else copy_context()
+        if task.done():
+            # An eager task that finished within its first step.
+            _task_finished(record)
+        if self.get_debug():
+            _hide_our_frames(task)
         return task
 
     return create_task
 
 
+def _running_task() -> object:
+    # What execution_async_resource() names inside an eager first step, which
+    # runs inside the Task constructor, before create_task holds the task.
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _adopt(task: asyncio.Task[Any], record: TrackedResource) -> None:
+    """File ``task`` under ``record`` and emit its init, once."""
+    if record.initialized:
+        return
+    if record.filed_in is None:
+        record.file(_tasks, task)
+    record.attach(task)
+    coro = task.get_coro()
+    if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
+        # An eager first step (3.12+) ran inside the Task constructor, before
+        # init could name the task: its before/after come now, after init.
+        if _hooks.enabled.before:
+            _hooks.emit_before(record.async_id)
+        if _hooks.enabled.after:
+            _hooks.emit_after(record.async_id)
+
+
+def _task_record_for_step(task: asyncio.Task[Any]) -> TrackedResource | None:
+    """The record of ``task``, which is scheduling a step; a new task is tracked now."""
+    record = _tasks.get(id(task))
+    if record is not None:
+        return record
+    record = _creating.record
+    if record is not None:
+        # create_task's task, scheduling its first step from its constructor:
+        # filed now, its init comes when create_task is back in its creator's
+        # scope (init reports the creator as the one executing).
+        record.file(_tasks, task)
+        return record
+    # Not made by create_task: asyncio.Task(...) built directly. Its
+    # constructor schedules its first step: track it from there.
+    coro = task.get_coro()
+    if not inspect.iscoroutine(coro) or inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
+        return None  # an older task, born before any hook listened
+    record = track()
+    _adopt(task, record)
+    return record
+
+
+def _task_finished(record: TrackedResource) -> None:
+    if _hooks.enabled.promise_resolve:
+        _hooks.emit_promise_resolve(record.async_id)
+    finish(record)
+
+
 # -- futures -------------------------------------------------------------------
-
-
-class Future(asyncio.Future[T]):
-    """The future ``loop.create_future()`` returns while tracking.
-
-    An ``asyncio.Future`` in every respect (``isinstance`` holds, its repr is
-    the same); resolving it emits ``promise_resolve`` then ``destroy``.
-    """
-
-    _async_hooks_record: TrackedResource | None = None
-
-    def set_result(self, result: T, /) -> None:
-        super().set_result(result)
-        self._resolved()
-
-    def set_exception(self, exception: type | BaseException, /) -> None:
-        super().set_exception(exception)
-        self._resolved()
-
-    def cancel(self, msg: Any | None = None) -> bool:
-        cancelled = super().cancel(msg)
-        if cancelled:
-            self._resolved()
-        return cancelled
-
-    def _resolved(self) -> None:
-        record = self._async_hooks_record
-        if record is None:
-            return
-        self._async_hooks_record = None
-        if _hooks.enabled.promise_resolve:
-            _hooks.emit_promise_resolve(record.async_id)
-        finish(record)
 
 
 def _tracked_create_future(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_future(self: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
-        if not _hooks.enabled.hooks:
-            return original(self)  # type: ignore[no-any-return]
-        record = track()
-        future: Future[Any] = Future(loop=self)
-        future._async_hooks_record = record
-        record.context = copy_context()
-        record.attach(future)
+        future: asyncio.Future[Any] = original(self)
+        if _hooks.enabled.hooks:
+            record = track()
+            record.context = copy_context()
+            record.file(_futures, future)
+            record.attach(future)
         return future
 
     return create_future
 
 
-# -- handles and timers --------------------------------------------------------
+def _resolved(first_argument: object) -> None:
+    """A callback was scheduled with ``first_argument``: a future resolving, maybe."""
+    record = _futures.get(id(first_argument))
+    if record is not None and first_argument.done():  # type: ignore[attr-defined]
+        if _hooks.enabled.promise_resolve:
+            _hooks.emit_promise_resolve(record.async_id)
+        finish(record)
 
-# The callbacks a task schedules to run its own steps: the task's before and
-# after already cover them, so they are not resources of their own.
-_TASK_STEP_NAMES = frozenset({"task_wakeup", "_Task__step", "_Task__wakeup", "__step", "__wakeup"})
+
+# -- handles and timers: what both loops share -----------------------------------
 
 
-def _is_task_step(callback: object) -> bool:
-    if type(callback).__name__ == "TaskStepMethWrapper":
-        return True
-    return getattr(callback, "__name__", None) in _TASK_STEP_NAMES and isinstance(
-        getattr(callback, "__self__", None), asyncio.Task
+def _passes_through(callback: object) -> bool:
+    # The delivery of collected resources' destroys is scheduled from inside
+    # the garbage collector, where no event may be emitted; what is not a
+    # plain callable is left to the loop, which rejects it in its own words
+    # (a coroutine function in debug mode, for one).
+    return (
+        callback is _hooks.flush_pending_destroys
+        or not callable(callback)
+        or inspect.iscoroutinefunction(callback)
+        or is_coroutine(callback)
     )
 
 
+class _Scheduling(threading.local):
+    # True while a replaced scheduling method runs the loop's own: the loop's
+    # call_later calls call_at, which must not track the same handle again.
+    active = False
+
+
+_scheduling = _Scheduling()
+
+
+def _schedule_untracked(
+    original: Callable[..., Any],
+    loop: asyncio.AbstractEventLoop,
+    leading: tuple[Any, ...],
+    callback: Any,
+    args: tuple[Any, ...],
+    context: Context | None,
+) -> Any:
+    _scheduling.active = True
+    try:
+        return original(loop, *leading, callback, *args, context=context)
+    finally:
+        _scheduling.active = False
+
+
+def _record_for(context: Context | None, *, frame_inside: bool) -> tuple[TrackedResource, Context]:
+    """A new record for a handle, and the context the handle should run in.
+
+    With ``frame_inside``, a context of the handle's own (what the loop would
+    make itself: a copy of the current one) gets the handle's frame, so that
+    its callback needs no frame switch. The record then holds a context that
+    holds the record: only for handles whose end is always seen (run or
+    cancelled), where finish() breaks that cycle.
+    """
+    record = track()
+    if context is None:
+        context = copy_context()
+        if frame_inside:
+            context.run(current_frame.set, record)
+            record.frame_in_context = True
+    record.context = context
+    return record, context
+
+
+# -- handles and timers on the stdlib loop -------------------------------------
+
+# Handles scheduled from another thread: their init must come before they
+# run, and the loop's thread may run them before call_soon_threadsafe returns.
+_threadsafe_lock = threading.Lock()
+_threadsafe_pending = 0
+
+_OUR_DIR = os.path.dirname(os.path.dirname(__file__))
+
+
+def _hide_our_frames(obj: Any) -> None:
+    # Debug mode records where a handle or task was created: the first
+    # frames outside asyncio. Ours sit between asyncio and the user's code.
+    source = getattr(obj, "_source_traceback", None)
+    if source:
+        source[:] = [frame for frame in source if not frame.filename.startswith(_OUR_DIR)]
+
+
+def _stdlib_schedule(
+    original: Callable[..., Any],
+    loop: asyncio.AbstractEventLoop,
+    leading: tuple[Any, ...],
+    callback: Any,
+    args: tuple[Any, ...],
+    context: Context | None,
+    threadsafe: bool = False,
+) -> Any:
+    if _scheduling.active:
+        return original(loop, *leading, callback, *args, context=context)
+    if args:
+        _resolved(args[0])
+    task = _task_of_step(callback)
+    if task is not None:
+        # The task's own step: Handle._run finds the task from the callback.
+        _task_record_for_step(task)
+        return original(loop, *leading, callback, *args, context=context)
+    if not _hooks.enabled.hooks or _passes_through(callback):
+        return _schedule_untracked(original, loop, leading, callback, args, context)
+    record, context = _record_for(context, frame_inside=True)
+    if not threadsafe:
+        handle = _create_handle(original, loop, leading, callback, args, context, record)
+    else:
+        global _threadsafe_pending
+        with _threadsafe_lock:
+            _threadsafe_pending += 1
+            try:
+                handle = _create_handle(original, loop, leading, callback, args, context, record)
+            finally:
+                _threadsafe_pending -= 1
+    if loop.get_debug():
+        _hide_our_frames(handle)
+    return handle
+
+
+def _create_handle(
+    original: Callable[..., Any],
+    loop: asyncio.AbstractEventLoop,
+    leading: tuple[Any, ...],
+    callback: Any,
+    args: tuple[Any, ...],
+    context: Context,
+    record: TrackedResource,
+) -> Any:
+    try:
+        handle = _schedule_untracked(original, loop, leading, callback, args, context)
+    except BaseException:
+        forget(record)
+        raise
+    record.file(_handles, handle)
+    record.attach(handle)
+    return handle
+
+
+def _tracked_handle_run(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
+    def _run(self: asyncio.Handle) -> None:
+        record = _handles.get(id(self))
+        task = None
+        if record is None:
+            task = _task_of_step(self._callback)  # type: ignore[attr-defined]
+            if task is not None:
+                record = _tasks.get(id(task))
+            elif _threadsafe_pending:
+                with _threadsafe_lock:  # its init is on its way: wait for it
+                    record = _handles.get(id(self))
+            if record is None:
+                return original(self)  # nobody tracked it
+        context: Context = self._context  # type: ignore[attr-defined]
+        token = None if record.frame_in_context else context.run(current_frame.set, record)
+        async_id = record.async_id
+        if _hooks.enabled.before:
+            _hooks.emit_before(async_id)
+        try:
+            original(self)
+        finally:
+            if task is None:
+                if _hooks.enabled.after:
+                    _hooks.emit_after(async_id)
+                finish(record)
+            elif task.done():
+                _task_finished_inside_step(record)
+            elif _hooks.enabled.after:
+                _hooks.emit_after(async_id)
+            if token is not None:
+                context.run(current_frame.reset, token)
+            # A failing callback's traceback keeps this frame alive (through
+            # the frames it called): holding the handle or the task here would
+            # make a cycle through the exception, as asyncio's own _run knows.
+            self = task = None  # type: ignore[assignment]
+        return None
+
+    return _run
+
+
+def _task_finished_inside_step(record: TrackedResource) -> None:
+    # The order asyncio users see in Node's terms: the promise resolves inside
+    # the step that settled it, then the step ends, then the task is gone.
+    if _hooks.enabled.promise_resolve:
+        _hooks.emit_promise_resolve(record.async_id)
+    if _hooks.enabled.after:
+        _hooks.emit_after(record.async_id)
+    finish(record)
+
+
+def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
+    def cancel(self: asyncio.Handle) -> None:
+        record = _handles.get(id(self))
+        original(self)
+        if record is not None:
+            finish(record)
+
+    return cancel
+
+
+# -- handles and timers on uvloop ------------------------------------------------
+
+
 class TrackedCallback:
-    """The callback a tracked handle runs: the user's, between ``before`` and ``after``."""
+    """The callback a uvloop handle runs: the user's, between ``before`` and ``after``."""
 
     __slots__ = ("_ready", "callback", "record")
 
@@ -245,33 +431,62 @@ class TrackedCallback:
         return repr(self.callback)
 
 
-def _schedule(
+class _TaskStep:
+    """A task's step on uvloop, run between the task's ``before`` and ``after``."""
+
+    __slots__ = ("record", "step", "task")
+
+    def __init__(
+        self, step: Callable[..., object], task: asyncio.Task[Any], record: TrackedResource
+    ):
+        self.step = step
+        self.task = task
+        self.record = record
+
+    def __call__(self, *args: Any) -> None:
+        step, task, record = self.step, self.task, self.record
+        token = None if record.frame_in_context else current_frame.set(record)
+        if _hooks.enabled.before:
+            _hooks.emit_before(record.async_id)
+        try:
+            step(*args)
+        finally:
+            if task.done():
+                _task_finished_inside_step(record)
+            elif _hooks.enabled.after:
+                _hooks.emit_after(record.async_id)
+            if token is not None:
+                current_frame.reset(token)
+            # As in Handle._run: no reference to the task from a frame that a
+            # failing step's traceback keeps alive.
+            self = step = task = args = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.step)
+
+
+def _uvloop_schedule(
     original: Callable[..., Any],
     loop: asyncio.AbstractEventLoop,
     leading: tuple[Any, ...],
     callback: Any,
     args: tuple[Any, ...],
     context: Context | None,
-    *,
     threadsafe: bool = False,
 ) -> Any:
-    if (
-        not _hooks.enabled.hooks
-        or callback is _hooks.flush_pending_destroys
-        or type(callback) is TrackedCallback
-        or _is_task_step(callback)
-        or not callable(callback)
-    ):
-        # Stranded (see async_hooks/_patching.py); the delivery of collected resources'
-        # destroys, scheduled from inside the garbage collector where no
-        # event may be emitted; already ours (call_later calls call_at); a
-        # task's own step; or an error the loop reports in its own words.
+    if args:
+        _resolved(args[0])
+    task = _task_of_step(callback)
+    if task is not None:
+        record = _task_record_for_step(task)
+        if record is not None and _hooks.enabled.hooks:
+            callback = _TaskStep(callback, task, record)
         return original(loop, *leading, callback, *args, context=context)
-    record = track()
+    if not _hooks.enabled.hooks or type(callback) is TrackedCallback or _passes_through(callback):
+        return original(loop, *leading, callback, *args, context=context)
+    # uvloop does not let a cancel be seen: its handles keep no cycle.
+    record, context = _record_for(context, frame_inside=False)
     tracked = TrackedCallback(callback, record)
-    if context is None:
-        context = copy_context()
-    record.context = context
     ready = None
     if threadsafe:
         ready = tracked._ready = threading.Lock()
@@ -286,62 +501,6 @@ def _schedule(
         if ready is not None:
             ready.release()
     return handle
-
-
-def _tracked_call_soon(original: Callable[..., Any]) -> Callable[..., Any]:
-    def call_soon(
-        self: asyncio.AbstractEventLoop, callback: Any, *args: Any, context: Context | None = None
-    ) -> Any:
-        return _schedule(original, self, (), callback, args, context)
-
-    return call_soon
-
-
-def _tracked_call_soon_threadsafe(original: Callable[..., Any]) -> Callable[..., Any]:
-    def call_soon_threadsafe(
-        self: asyncio.AbstractEventLoop, callback: Any, *args: Any, context: Context | None = None
-    ) -> Any:
-        return _schedule(original, self, (), callback, args, context, threadsafe=True)
-
-    return call_soon_threadsafe
-
-
-def _tracked_call_later(original: Callable[..., Any]) -> Callable[..., Any]:
-    def call_later(
-        self: asyncio.AbstractEventLoop,
-        delay: float,
-        callback: Any,
-        *args: Any,
-        context: Context | None = None,
-    ) -> Any:
-        return _schedule(original, self, (delay,), callback, args, context)
-
-    return call_later
-
-
-def _tracked_call_at(original: Callable[..., Any]) -> Callable[..., Any]:
-    def call_at(
-        self: asyncio.AbstractEventLoop,
-        when: float,
-        callback: Any,
-        *args: Any,
-        context: Context | None = None,
-    ) -> Any:
-        return _schedule(original, self, (when,), callback, args, context)
-
-    return call_at
-
-
-def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
-    # stdlib only: uvloop's Handle is a C type; there a cancelled handle's
-    # destroy comes when the handle is collected.
-    def cancel(self: asyncio.Handle) -> None:
-        callback = self._callback  # type: ignore[attr-defined]
-        original(self)
-        if type(callback) is TrackedCallback and _hooks.enabled.hooks:
-            finish(callback.record)
-
-    return cancel
 
 
 # -- executor jobs ---------------------------------------------------------------
@@ -379,8 +538,18 @@ class ExecutorJob:
         finally:
             finish(self.record)
 
+    def __reduce__(self) -> tuple[Callable[[T], T], tuple[Callable[..., object]]]:
+        # A process pool pickles its jobs: the other process gets the bare
+        # function, since events and ids belong to this one. Here the job is
+        # then never called; its destroy comes when the pool lets go of it.
+        return (_unwrapped, (self.func,))
+
     def __repr__(self) -> str:
         return f"<ExecutorJob {self.func!r} async_id={self.record.async_id}>"
+
+
+def _unwrapped(func: T) -> T:
+    return func
 
 
 def _entered_context(func: object) -> Context | None:
@@ -420,29 +589,72 @@ def _tracked_run_in_executor(original: Callable[..., Any]) -> Callable[..., Any]
 
 # -- switching on and off ------------------------------------------------------
 
-_LOOP_PATCHES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+_COMMON_PATCHES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("create_task", _tracked_create_task),
     ("create_future", _tracked_create_future),
-    ("call_soon", _tracked_call_soon),
-    ("call_soon_threadsafe", _tracked_call_soon_threadsafe),
-    ("call_later", _tracked_call_later),
-    ("call_at", _tracked_call_at),
     ("run_in_executor", _tracked_run_in_executor),
 )
+
+
+Schedule = Callable[..., Any]  # _stdlib_schedule or _uvloop_schedule
+
+
+def _scheduler(schedule: Schedule, *, timed: bool, threadsafe: bool = False) -> Any:
+    """The maker of a replacement for call_soon/_threadsafe (``timed=False``) or call_later/at."""
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        if timed:
+
+            def schedule_at(
+                self: asyncio.AbstractEventLoop,
+                when: float,
+                callback: Any,
+                *args: Any,
+                context: Context | None = None,
+            ) -> Any:
+                return schedule(original, self, (when,), callback, args, context)
+
+            return schedule_at
+
+        def schedule_now(
+            self: asyncio.AbstractEventLoop,
+            callback: Any,
+            *args: Any,
+            context: Context | None = None,
+        ) -> Any:
+            return schedule(original, self, (), callback, args, context, threadsafe)
+
+        return schedule_now
+
+    return make
+
+
+def _scheduling_patches(schedule: Schedule) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    return (
+        ("call_soon", _scheduler(schedule, timed=False)),
+        ("call_soon_threadsafe", _scheduler(schedule, timed=False, threadsafe=True)),
+        ("call_later", _scheduler(schedule, timed=True)),
+        ("call_at", _scheduler(schedule, timed=True)),
+    )
 
 
 def loop_classes() -> list[type]:
     """The loop classes whose methods are patched: asyncio's base loop, and uvloop's."""
     classes: list[type] = [asyncio.BaseEventLoop]
+    uvloop_class = _uvloop_class()
+    if uvloop_class is not None:
+        classes.append(uvloop_class)
+    return classes
+
+
+def _uvloop_class() -> type | None:
     try:
         import uvloop
     except ImportError:
-        pass
-    else:
-        # uvloop.Loop is a Python subclass of the C loop: its methods can be
-        # shadowed on it, which the C type itself would refuse.
-        classes.append(uvloop.Loop)
-    return classes
+        return None
+    # uvloop.Loop is a Python subclass of the C loop: its methods can be
+    # shadowed on it, which the C type itself would refuse.
+    return uvloop.Loop
 
 
 def patch_asyncio() -> None:
@@ -450,8 +662,10 @@ def patch_asyncio() -> None:
     if _patches:
         return
     for cls in loop_classes():
-        for name, make in _LOOP_PATCHES:
+        schedule = _stdlib_schedule if cls is asyncio.BaseEventLoop else _uvloop_schedule
+        for name, make in (*_COMMON_PATCHES, *_scheduling_patches(schedule)):
             _patches.apply(cls, name, make)
+    _patches.apply(asyncio.Handle, "_run", _tracked_handle_run)
     _patches.apply(asyncio.Handle, "cancel", _tracked_handle_cancel)
 
 

@@ -111,8 +111,11 @@ class _ResourceRef(weakref.ref[object]):
 
 def _collected(ref: _ResourceRef) -> None:
     # Runs in the collector or a dealloc: only queue, never dispatch here.
-    if live_resources.pop(ref.async_id, None) is not None and _hooks.enabled.destroy:
-        _hooks.queue_destroy(ref.async_id)
+    record = live_resources.pop(ref.async_id, None)
+    if record is not None:
+        record.unfile()
+        if _hooks.enabled.destroy:
+            _hooks.queue_destroy(ref.async_id)
 
 
 def _no_resource() -> None:
@@ -122,7 +125,16 @@ def _no_resource() -> None:
 class TrackedResource(ExecutionFrame):
     """A runtime resource being tracked: its frame plus what tools want to know."""
 
-    __slots__ = ("context", "created_at", "creation_site", "initialized", "type")
+    __slots__ = (
+        "context",
+        "created_at",
+        "creation_site",
+        "filed_as",
+        "filed_in",
+        "frame_in_context",
+        "initialized",
+        "type",
+    )
 
     def __init__(self, context: Context | None = None, trigger_async_id: int | None = None) -> None:
         # Not ExecutionFrame.__init__: the resource does not exist yet.
@@ -139,6 +151,12 @@ class TrackedResource(ExecutionFrame):
         # False until init was emitted: a callback of a resource whose init
         # is still on its way (another thread, an eager task) emits it first.
         self.initialized = False
+        # True when the context the resource's callbacks run in already holds
+        # this record as its frame, so that running them needs no frame switch.
+        self.frame_in_context = False
+        # An index that finds this record from its object (see file()).
+        self.filed_in: dict[int, TrackedResource] | None = None
+        self.filed_as = 0
 
     def attach(self, resource: object, type_name: str | None = None, *, emit: bool = True) -> None:
         """Name the user's object of this resource and emit ``init`` for it.
@@ -164,6 +182,30 @@ class TrackedResource(ExecutionFrame):
         self.initialized = True
         if emit and _hooks.enabled.init:
             _hooks.emit_init(self.async_id, self.type, self.trigger_async_id, resource)
+
+    def pending(self, resource: Callable[[], object]) -> None:
+        """Until :meth:`attach` names the object, ``self.resource`` asks ``resource()``."""
+        self._resource = resource
+
+    def file(self, index: dict[int, TrackedResource], obj: object) -> None:
+        """Make ``index[id(obj)]`` this record until the resource finishes or is collected.
+
+        For objects that cannot carry a reference to their record (asyncio's
+        handles, tasks and futures stay exactly as asyncio made them). An id
+        is safe as a key: the entry goes before the object is freed, and so
+        before its id can be given to another object.
+        """
+        self.filed_in = index
+        self.filed_as = id(obj)
+        index[self.filed_as] = self
+
+    def unfile(self) -> None:
+        """Take this record out of the index it was filed in, if any."""
+        index = self.filed_in
+        if index is not None:
+            self.filed_in = None
+            if index.get(self.filed_as) is self:
+                del index[self.filed_as]
 
     @property
     def age(self) -> float:
@@ -195,8 +237,10 @@ def finish(record: TrackedResource) -> None:
     # of the context here breaks that cycle, so a finished task is freed by
     # reference counting rather than left for the cyclic collector.
     record.context = None
-    if live_resources.pop(record.async_id, None) is not None and _hooks.enabled.destroy:
-        _hooks.emit_destroy(record.async_id)
+    if live_resources.pop(record.async_id, None) is not None:
+        record.unfile()
+        if _hooks.enabled.destroy:
+            _hooks.emit_destroy(record.async_id)
 
 
 def run_as(record: TrackedResource, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -217,3 +261,4 @@ def run_as(record: TrackedResource, fn: Callable[..., T], /, *args: Any, **kwarg
 def forget(record: TrackedResource) -> None:
     """The resource was never created after all (its constructor raised): no events."""
     live_resources.pop(record.async_id, None)
+    record.unfile()

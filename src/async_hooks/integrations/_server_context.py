@@ -3,22 +3,24 @@
 A middleware extracts two header values (its request-id header and the
 ``baggage`` header) and calls ``request_context``: inside the ``with`` block
 the ``request_id`` store holds the request's id and the stores that arrived as
-baggage are entered. Values from the network are never trusted: an invalid
-request id is replaced by a fresh one and malformed baggage is ignored, each
-with a warning in the ``async_hooks.integrations`` log.
+baggage are entered (the baggage is the carrier of ``_carrier.py``). Values
+from the network are never trusted: an invalid request id is replaced by a
+fresh one and malformed baggage is ignored, each with a warning in the
+``async_hooks.integrations`` log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import cast
 
-from .._policy import Crossing, import_stores, live_stores
+from .._policy import Crossing
 from .._validation import require_callable
 from ..errors import InvalidArgValueError, InvalidBaggageError
+from ._carrier import choose_request_id, enter_carrier
 from .baggage import decode_baggage
 from .request_id import (
     DEFAULT_HEADER,
@@ -27,8 +29,6 @@ from .request_id import (
     new_request_id,
     request_id,
 )
-
-__all__ = ["RequestContextOptions", "logger", "request_context"]
 
 logger = logging.getLogger("async_hooks.integrations")
 
@@ -46,6 +46,9 @@ class RequestContextOptions:
     generate one, for services exposed to the public). ``generate_id``: makes
     a fresh id. ``read_baggage``: enter the stores carried by a W3C
     ``baggage`` header.
+
+    The options are also the servers' carrier ``Receiver``: what a request
+    brings that is not used goes to the ``async_hooks.integrations`` log.
     """
 
     header_name: str = DEFAULT_HEADER
@@ -57,42 +60,37 @@ class RequestContextOptions:
         check_header_name(self.header_name, "header_name")
         require_callable(self.generate_id, "generate_id")
 
+    def fresh_id(self) -> str:
+        """A new id from ``generate_id``; a custom generator's id must itself be valid."""
+        generate_id = self.generate_id
+        generated = generate_id()
+        # Our own generator needs no check; a custom one is checked every time.
+        if generate_id is not new_request_id and not is_valid_request_id(generated):
+            raise InvalidArgValueError(
+                f"generate_id returned {generated!r}, which is not a valid request id "
+                "(1-128 characters of [A-Za-z0-9._-])"
+            )
+        return generated
 
-def choose_request_id(
-    incoming: str | None, options: RequestContextOptions, *, from_baggage: object = None
-) -> str:
-    """The incoming id when it may be trusted and is valid, else a fresh one.
+    def skipped(self, name: str, crossing: Crossing, error: Exception | None) -> None:
+        # Members of other systems (tracing vendors, other libraries) are
+        # normal in baggage: only a value of ours that does not load is news.
+        if error is not None:
+            logger.warning(
+                "Ignored the baggage member %r: its value does not load (%s)", name, error
+            )
 
-    The request-id header wins; an id that came only as baggage is the
-    fallback, with the same checks.
-    """
-    if options.trust_incoming:
-        if incoming is not None:
-            if is_valid_request_id(incoming):
-                return incoming
-            _reject(f"{options.header_name} header", incoming)
-        elif from_baggage is not None:
-            if isinstance(from_baggage, str) and is_valid_request_id(from_baggage):
-                return from_baggage
-            _reject(f"{request_id.name!r} baggage member", str(from_baggage))
-    generate_id = options.generate_id
-    generated = generate_id()
-    # Our own generator needs no check; a custom one is checked every time.
-    if generate_id is not new_request_id and not is_valid_request_id(generated):
-        raise InvalidArgValueError(
-            f"generate_id returned {generated!r}, which is not a valid request id "
-            "(1-128 characters of [A-Za-z0-9._-])"
+    def rejected_id(self, value: object, from_header: bool) -> None:
+        what = (
+            f"{self.header_name} header" if from_header else f"{request_id.name!r} baggage member"
         )
-    return generated
-
-
-def _reject(what: str, value: str) -> None:
-    logger.warning(
-        "Rejected an invalid %s (%d characters, starting %r): a fresh request id replaces it",
-        what,
-        len(value),
-        value[:_QUOTED_PREFIX],
-    )
+        text = str(value)
+        logger.warning(
+            "Rejected an invalid %s (%d characters, starting %r): a fresh request id replaces it",
+            what,
+            len(text),
+            text[:_QUOTED_PREFIX],
+        )
 
 
 def request_context(
@@ -103,52 +101,14 @@ def request_context(
         # The common case, on every request: one store scope and nothing else.
         scope = request_id.with_scope(choose_request_id(incoming_id, options))
         return cast("AbstractContextManager[str]", scope)
-    return _request_context_with_baggage(incoming_id, baggage, options)
+    return enter_carrier(_baggage_members(baggage), incoming_id, options)
 
 
-@contextmanager
-def _request_context_with_baggage(
-    incoming_id: str | None, baggage: str, options: RequestContextOptions
-) -> Iterator[str]:
-    carrier, id_from_baggage = incoming_stores(baggage)
-    chosen_id = choose_request_id(incoming_id, options, from_baggage=id_from_baggage)
-    # The request id is entered last, inside: it is never taken unchecked
-    # from the baggage.
-    with import_stores(carrier, Crossing.REMOTE), request_id.with_scope(chosen_id):
-        yield chosen_id
-
-
-def incoming_stores(baggage: str) -> tuple[dict[str, str], object]:
-    """The baggage members to enter, and the request id the baggage carried.
-
-    Only members named after a live store declared to cross REMOTE are kept,
-    and only when their text loads: anything else is dropped here, so that a
-    request never fails on its baggage. Members of other systems (tracing
-    vendors, other libraries) are normal in baggage and are ignored quietly;
-    malformed baggage and values that do not load are logged as warnings.
-    """
+def _baggage_members(baggage: str) -> dict[str, str]:
+    # Malformed baggage is dropped as a whole, so that a request never fails
+    # on its baggage; the members are checked one by one by enter_carrier.
     try:
-        members = decode_baggage(baggage)
+        return decode_baggage(baggage)
     except InvalidBaggageError as error:
         logger.warning("Ignored an invalid baggage header: %s", error)
-        return {}, None
-    carrier: dict[str, str] = {}
-    id_from_baggage: object = None
-    for name, text in members.items():
-        store = live_stores.declared(name)
-        if store is None or Crossing.REMOTE not in store.crosses:
-            continue
-        serializer = store.serializer
-        assert serializer is not None  # guaranteed for stores that cross REMOTE
-        try:
-            value = serializer.loads(text)
-        except Exception as error:
-            logger.warning(
-                "Ignored the baggage member %r: its value does not load (%s)", name, error
-            )
-            continue
-        if store is request_id:
-            id_from_baggage = value
-        else:
-            carrier[name] = text
-    return carrier, id_from_baggage
+        return {}

@@ -26,9 +26,14 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from .._extras import missing_extra
+
+try:
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.typedefs import Handler
+except ImportError as error:
+    raise missing_extra(__name__, "aiohttp", extra="aiohttp") from error
 
 from ._server_context import RequestContextOptions, request_context
 from .baggage import BAGGAGE_HEADER

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .. import _storage
-from ._server_context import RequestContextOptions, choose_request_id, request_context
+from ._carrier import choose_request_id
+from ._server_context import RequestContextOptions, request_context
 from .request_id import DEFAULT_HEADER, new_request_id, request_id
 
 __all__ = ["ASGIApp", "Message", "Receive", "RequestContextMiddleware", "Scope", "Send"]

@@ -21,24 +21,24 @@ from collections.abc import Callable, Coroutine
 from contextvars import copy_context
 from typing import Any, Literal
 
+from .._extras import missing_extra
+
+try:
+    from blinker import ANY, Signal
+except ImportError as error:
+    raise missing_extra(__name__, "blinker", extra="blinker") from error
+
 from .._coroutines import bind_if_coroutine
 from .._resource import AsyncResource
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError, InvalidArgValueError
-
-try:
-    from blinker import ANY, Signal
-except ImportError as error:  # pragma: no cover - exercised in a test with blinker hidden
-    raise ImportError(
-        "async_hooks.integrations.blinker needs blinker: pip install 'async-hooks[blinker]'"
-    ) from error
 
 __all__ = ["RECEIVER_RESOURCE_TYPE", "connect_in_context"]
 
 # The type of the AsyncResource behind a receiver bound with context="connect".
 RECEIVER_RESOURCE_TYPE = "BlinkerReceiver"
 
-ContextChoice = Literal["connect", "send"]
+_ContextChoice = Literal["connect", "send"]
 _CHOICES = ("connect", "send")
 
 
@@ -47,7 +47,7 @@ def connect_in_context(
     receiver: Callable[..., Any],
     *,
     sender: Any = ANY,
-    context: ContextChoice = "connect",
+    context: _ContextChoice = "connect",
 ) -> Callable[..., Any]:
     """Connect ``receiver`` to ``signal`` so that it runs in the chosen context.
 

@@ -27,18 +27,23 @@ task runs regardless.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar, copy_context
 from typing import Any
 
-import celery  # type: ignore[import-untyped]  # celery ships no types
-from celery import Task
+from .._extras import missing_extra
 
-from .._policy import Crossing, capture_context, export_stores, import_stores
+try:
+    import celery  # type: ignore[import-untyped]  # celery ships no types
+    from celery import Task
+except ImportError as error:
+    raise missing_extra(__name__, "celery", extra="celery") from error
+
+from .._policy import Crossing, capture_context, warn_skipped
 from ..errors import StoreSerializationWarning
-from .request_id import is_valid_request_id, request_id
+from ._carrier import enter_carrier, outgoing_carrier
 
 __all__ = ["REQUEST_ID_HEADER", "STORES_HEADER", "ContextTask", "context_headers"]
 
@@ -60,16 +65,8 @@ def context_headers() -> dict[str, Any]:
     there is nothing to carry. A store whose serializer fails raises
     ``StoreSerializationError`` (or warns, per its ``on_serialize_error``).
     """
-    headers: dict[str, Any] = {}
-    stores = export_stores(Crossing.REMOTE)
-    # The request id travels in its own header, checked on arrival.
-    stores.pop(request_id.name, None)
-    if stores:
-        headers[STORES_HEADER] = stores
-    current_id = request_id.get_store()
-    if current_id is not None:
-        headers[REQUEST_ID_HEADER] = current_id
-    return headers
+    # Celery headers are structured: the stores go as a dict, not encoded.
+    return outgoing_carrier(STORES_HEADER, REQUEST_ID_HEADER, dict)
 
 
 class ContextTask(Task):  # type: ignore[misc]  # Task is untyped (Any)
@@ -127,26 +124,43 @@ def _headers_of_running_task() -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _entered(request: Any, task: str) -> Iterator[None]:
+def _entered(request: Any, task: str) -> AbstractContextManager[str | None]:
     """Enter the stores and request id carried by ``request``'s headers.
 
     ``request`` is Celery's request of this run (an empty one when the task
     is called as a plain function); ``task`` names the run in warnings.
     """
-    carrier = dict(_read_stores_header(request.get(STORES_HEADER), task))
-    # Never entered unchecked: a request id among the stores (from a sender
-    # other than ContextTask) is only a fallback for the request-id header.
-    id_text = carrier.pop(request_id.name, None)
-    carried_id = _checked_request_id(request.get(REQUEST_ID_HEADER), task)
-    if carried_id is None and id_text is not None:
-        carried_id = _checked_request_id(_load_request_id(id_text), task)
-    with import_stores(carrier, Crossing.REMOTE):
-        if carried_id is None:
-            yield
-        else:
-            with request_id.with_scope(carried_id):
-                yield
+    members = _read_stores_header(request.get(STORES_HEADER), task)
+    return enter_carrier(members, request.get(REQUEST_ID_HEADER), _TaskRun(task))
+
+
+class _TaskRun:
+    """How a task's run takes its carrier: every refusal is a warning naming the run."""
+
+    __slots__ = ("_task",)
+
+    # A worker has no option to distrust ids, as servers have: an id that
+    # arrives is used when it is valid.
+    trust_incoming = True
+
+    def __init__(self, task: str) -> None:
+        self._task = task
+
+    def fresh_id(self) -> None:
+        # No id is made up in the worker: log lines then show no id that no
+        # request ever had.
+        return None
+
+    def skipped(self, name: str, crossing: Crossing, error: Exception | None) -> None:
+        warn_skipped(name, crossing, error)
+
+    def rejected_id(self, value: object, from_header: bool) -> None:
+        warnings.warn(
+            f"{self._task}: the request id in the Celery headers is not valid: "
+            f"{repr(value)[:60]}; ignored",
+            StoreSerializationWarning,
+            stacklevel=2,
+        )
 
 
 def _read_stores_header(value: object, task: str) -> Mapping[str, str]:
@@ -163,25 +177,3 @@ def _read_stores_header(value: object, task: str) -> Mapping[str, str]:
         stacklevel=2,
     )
     return {}
-
-
-def _load_request_id(text: str) -> object:
-    serializer = request_id.serializer
-    try:
-        return text if serializer is None else serializer.loads(text)
-    except Exception:
-        return text  # reported as an invalid id by the caller
-
-
-def _checked_request_id(value: object, task: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and is_valid_request_id(value):
-        return value
-    shown = repr(value)[:60]
-    warnings.warn(
-        f"{task}: the request id in the Celery headers is not valid: {shown}; ignored",
-        StoreSerializationWarning,
-        stacklevel=2,
-    )
-    return None

@@ -22,18 +22,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._policy import Crossing, capture_context
-from .._validation import require_callable
+from .._extras import missing_extra
 
 try:
     # Neither library ships type information: both are Any to the checker.
+    # The gevent extra brings both (gevent itself requires greenlet).
     import gevent  # type: ignore[import-untyped]
     from greenlet import greenlet  # type: ignore[import-untyped]
-except ImportError as error:  # pragma: no cover - exercised in a test with greenlet hidden
-    raise ImportError(
-        "async_hooks.integrations.gevent needs greenlet and gevent: "
-        "pip install 'async-hooks[gevent]'"
-    ) from error
+except ImportError as error:
+    raise missing_extra(__name__, "gevent", extra="gevent") from error
+
+from .._policy import Crossing, capture_context
+from .._validation import require_callable
 
 __all__ = ["ContextGreenlet", "greenlet_in_context", "spawn", "spawn_later"]
 

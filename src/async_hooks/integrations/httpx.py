@@ -19,16 +19,21 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import httpx
+from .._extras import missing_extra
+
+try:
+    import httpx
+except ImportError as error:
+    raise missing_extra(__name__, "httpx", extra="httpx") from error
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError
-from .outgoing import add_outgoing_headers, check_header_name
-from .request_id import DEFAULT_HEADER
+from .outgoing import add_outgoing_headers
+from .request_id import DEFAULT_HEADER, check_header_name
 
 __all__ = ["add_context_headers", "add_context_headers_async", "instrument_httpx"]
 
-ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
+_ClientT = TypeVar("_ClientT", httpx.Client, httpx.AsyncClient)
 
 
 def add_context_headers(request: httpx.Request) -> None:
@@ -41,7 +46,7 @@ async def add_context_headers_async(request: httpx.Request) -> None:
     add_outgoing_headers(request.headers)
 
 
-def instrument_httpx(client: ClientT, *, request_id_header: str = DEFAULT_HEADER) -> ClientT:
+def instrument_httpx(client: _ClientT, *, request_id_header: str = DEFAULT_HEADER) -> _ClientT:
     """Add the context hook to ``client``'s request hooks (after any already there).
 
     Returns the client, so that it can wrap the constructor. Instrumenting a

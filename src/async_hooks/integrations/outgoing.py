@@ -17,12 +17,12 @@ from __future__ import annotations
 import functools
 from collections.abc import MutableMapping
 
-from .._policy import Crossing, export_stores
 from ..errors import InvalidBaggageError
+from ._carrier import outgoing_carrier
 from .baggage import BAGGAGE_HEADER, MAX_BAGGAGE_BYTES, encode_baggage
-from .request_id import DEFAULT_HEADER, check_header_name, request_id
+from .request_id import DEFAULT_HEADER, check_header_name
 
-__all__ = ["add_outgoing_headers", "check_header_name", "outgoing_headers"]
+__all__ = ["add_outgoing_headers", "outgoing_headers"]
 
 
 def outgoing_headers(*, request_id_header: str = DEFAULT_HEADER) -> dict[str, str]:
@@ -35,21 +35,15 @@ def outgoing_headers(*, request_id_header: str = DEFAULT_HEADER) -> dict[str, st
     """
     if request_id_header is not DEFAULT_HEADER:
         check_header_name(request_id_header)
-    headers: dict[str, str] = {}
-    stores = export_stores(Crossing.REMOTE)
-    # The request id has a header of its own, which every proxy and log
-    # pipeline knows; carrying it twice would only give two places to disagree.
-    stores.pop(request_id.name, None)
-    if stores:
-        headers[BAGGAGE_HEADER] = _encode(tuple(stores.items()))
-    current_id = request_id.get_store()
-    if current_id is not None:
-        headers[request_id_header] = current_id
-    return headers
+    return outgoing_carrier(BAGGAGE_HEADER, request_id_header, _baggage)
+
+
+def _baggage(stores: dict[str, str]) -> str:
+    return _encode_members(tuple(stores.items()))
 
 
 @functools.lru_cache(maxsize=256)
-def _encode(members: tuple[tuple[str, str], ...]) -> str:
+def _encode_members(members: tuple[tuple[str, str], ...]) -> str:
     # The same few store values go out again and again (every call a request
     # makes, every request of a tenant); their texts are immutable str, so the
     # encoded header can be reused safely. Errors are raised, never cached.

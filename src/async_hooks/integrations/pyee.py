@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._resource import AsyncResource
-from .._validation import describe
-from ..errors import InvalidArgTypeError
+from .._extras import missing_extra
 
 try:
     from pyee import EventEmitter
     from pyee.asyncio import AsyncIOEventEmitter
-except ImportError as error:  # pragma: no cover - exercised in a test with pyee hidden
-    raise ImportError(
-        "async_hooks.integrations.pyee needs pyee: pip install 'async-hooks[pyee]'"
-    ) from error
+except ImportError as error:
+    raise missing_extra(__name__, "pyee", extra="pyee") from error
+
+from .._resource import AsyncResource
+from .._validation import describe
+from ..errors import InvalidArgTypeError
 
 __all__ = [
     "AsyncIOEventEmitterAsyncResource",

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+from .._extras import missing_extra
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+except ImportError as error:
+    raise missing_extra(__name__, "requests", extra="requests") from error
 
 from .._validation import describe
 from ..errors import InvalidArgTypeError
-from .outgoing import add_outgoing_headers, check_header_name
-from .request_id import DEFAULT_HEADER
+from .outgoing import add_outgoing_headers
+from .request_id import DEFAULT_HEADER, check_header_name
 
 __all__ = ["ContextAdapter", "instrument_requests"]
 

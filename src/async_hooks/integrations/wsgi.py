@@ -28,7 +28,7 @@ __all__ = ["RequestContextMiddleware"]
 
 # The standard WSGI types (wsgiref.types, Python 3.11+), so that frameworks'
 # own annotations accept this middleware.
-ExcInfo: TypeAlias = (
+_ExcInfo: TypeAlias = (
     tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 )
 
@@ -97,7 +97,7 @@ class RequestContextMiddleware:
         header_lower = self._header_lower
 
         def start_response_with_id(
-            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None, /
+            status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo | None = None, /
         ) -> Callable[[bytes], object]:
             if all(name.lower() != header_lower for name, _ in headers):
                 headers = [*headers, (header_name, chosen_id)]

@@ -12,11 +12,11 @@ from .._policy import (
     export_stores,
     import_stores,
 )
+from ._context_thread import ContextThread, start_thread
 from ._executors import ContextExecutor, bind_callback, run_in_executor, to_thread
 from ._generators import BoundAsyncGenerator, BoundGenerator, bind_generator, bound_generator
 from ._install import install, installed, uninstall
 from ._processes import ProcessJob, carry_stores, start_process
-from ._threads import ContextThread, start_thread
 from ._unhandled import (
     ExceptionContextInstallation,
     failure_context,

@@ -22,8 +22,6 @@ from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError, InvalidArgValueError
 from ._processes import carry_stores
 
-__all__ = ["BoundCallback", "ContextExecutor", "bind_callback", "run_in_executor", "to_thread"]
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -35,10 +33,13 @@ class ContextExecutor(Executor):
     """Wraps any ``concurrent.futures.Executor`` so that each job carries its submitter's stores.
 
     ``submit`` and ``map`` capture the context per job. For a
-    ``ProcessPoolExecutor`` (or ``crossing=Crossing.PROCESSES``) the jobs
-    carry the declared stores as text instead, and each runs in a fresh
-    context in the worker process. ``shutdown`` and the ``with`` block act
-    on the wrapped executor.
+    ``ProcessPoolExecutor`` (or a ``ContextExecutor`` over one, or
+    ``crossing=Crossing.PROCESSES``) the jobs carry the declared stores as
+    text instead, and each runs in a fresh context in the worker process;
+    an in-process ``crossing`` for such an executor is refused here, since
+    a context cannot be pickled. It works behind ``loop.run_in_executor``
+    and :func:`run_in_executor` alike. ``shutdown`` and the ``with`` block
+    act on the wrapped executor.
     """
 
     def __init__(self, executor: Executor, *, crossing: Crossing | None = None) -> None:
@@ -47,14 +48,19 @@ class ContextExecutor(Executor):
                 'The "executor" argument must be a concurrent.futures.Executor. '
                 f"Received {describe(executor)}"
             )
+        in_processes = _runs_in_processes(executor)
         if crossing is None:
-            crossing = (
-                Crossing.PROCESSES if isinstance(executor, ProcessPoolExecutor) else Crossing.POOLS
-            )
+            crossing = Crossing.PROCESSES if in_processes else Crossing.POOLS
         elif crossing not in _IN_PROCESS_OR_PROCESSES:
             raise InvalidArgValueError(
                 'The "crossing" argument must be Crossing.POOLS, Crossing.THREADS or '
                 f"Crossing.PROCESSES. Received {describe(crossing)}"
+            )
+        elif in_processes and crossing is not _PROCESSES:
+            raise InvalidArgValueError(
+                'The "crossing" argument must be Crossing.PROCESSES (or None) for an executor '
+                f"that runs jobs in other processes ({type(executor).__name__}). "
+                f"Received {describe(crossing)}"
             )
         self._executor = executor
         self._crossing = crossing
@@ -98,6 +104,12 @@ class ContextExecutor(Executor):
         return f"<ContextExecutor {self._executor!r} crossing={self._crossing.name}>"
 
 
+def _runs_in_processes(executor: Executor) -> bool:
+    if isinstance(executor, ContextExecutor):
+        return executor.crossing is _PROCESSES
+    return isinstance(executor, ProcessPoolExecutor)
+
+
 def bind_callback(fn: Callable[P, R], /) -> Callable[P, R]:
     """``fn`` bound to the caller's stores, for ``Future.add_done_callback`` and the like.
 
@@ -139,9 +151,16 @@ def run_in_executor(
     """``loop.run_in_executor(executor, fn, *args)`` on the running loop, carrying the stores.
 
     ``executor`` may be None (the loop's default executor), any thread-based
-    executor, or a ``ProcessPoolExecutor`` (declared stores only).
+    executor, a ``ProcessPoolExecutor`` (declared stores only), or a
+    :class:`ContextExecutor`, which carries the stores its own way (its
+    ``crossing``).
     """
     loop = asyncio.get_running_loop()
+    if isinstance(executor, ContextExecutor):
+        # It captures per job itself, with its own crossing: a second capture
+        # here would override that one, and cannot be pickled for processes.
+        require_callable(fn, "fn")
+        return loop.run_in_executor(executor, fn, *args)
     if isinstance(executor, ProcessPoolExecutor):
         return loop.run_in_executor(executor, carry_stores(fn), *args)
     require_callable(fn, "fn")

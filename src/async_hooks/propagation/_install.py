@@ -6,7 +6,8 @@ helpers (a library that starts its own threads or submits to its own pool),
 goes through:
 
 - ``threading.Thread.start``: the thread runs in the starter's context
-  (``Crossing.THREADS``);
+  (``Crossing.THREADS``), through the one wrapper it shares with lifecycle
+  tracking (``async_hooks/_thread_start.py`` owns it);
 - ``ThreadPoolExecutor.submit``: each job runs in its submitter's context
   (``Crossing.POOLS``); ``Executor.map`` and ``loop.run_in_executor`` (stdlib
   loop and uvloop) submit through it;
@@ -26,19 +27,17 @@ import asyncio
 import concurrent.futures
 import concurrent.futures.process
 import concurrent.futures.thread
-import contextvars
 import functools
 import threading
 from collections.abc import Callable
+from contextvars import Context
 from typing import Any
 
+from .. import _thread_start
 from .._patching import Patches
 from .._policy import Crossing, capture_context
 from ._executors import bind_callback, to_thread
 from ._processes import ProcessJob, carry_stores
-from ._threads import ContextThread, start_in
-
-__all__ = ["install", "installed", "uninstall"]
 
 
 class _State:
@@ -66,8 +65,8 @@ def install() -> None:
     with _state.lock:
         if _state.active:
             return
+        _thread_start.set_context_rule(_thread_context)
         patches = _state.patches
-        patches.apply(threading.Thread, "start", _wrap_thread_start)
         patches.apply(concurrent.futures.ThreadPoolExecutor, "submit", _wrap_thread_pool_submit)
         patches.apply(concurrent.futures.ProcessPoolExecutor, "submit", _wrap_process_pool_submit)
         patches.apply(concurrent.futures.Future, "add_done_callback", _wrap_add_done_callback)
@@ -85,6 +84,7 @@ def uninstall() -> None:
     with _state.lock:
         _state.active = False
         _state.patches.restore_all()
+        _thread_start.set_context_rule(None)
 
 
 # -- the wrappers -------------------------------------------------------------------
@@ -109,18 +109,10 @@ def _starts_empty(thread: threading.Thread) -> bool:
     )
 
 
-def _wrap_thread_start(original: Callable[[threading.Thread], None]) -> Any:
-    @functools.wraps(original)
-    def start(self: threading.Thread) -> None:
-        if not _state.active or isinstance(self, ContextThread):
-            return original(self)
-        if _starts_empty(self):
-            context = contextvars.Context()
-        else:
-            context = capture_context(Crossing.THREADS)
-        return start_in(self, context, original.__get__(self))
-
-    return start
+def _thread_context(thread: threading.Thread) -> Context:
+    if _starts_empty(thread):
+        return Context()
+    return capture_context(Crossing.THREADS)
 
 
 def _wrap_thread_pool_submit(original: Callable[..., Any]) -> Any:

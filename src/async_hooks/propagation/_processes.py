@@ -23,8 +23,6 @@ from .._policy import Crossing, export_stores, import_stores
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError
 
-__all__ = ["ProcessJob", "carry_stores", "start_process"]
-
 R = TypeVar("R")
 
 

@@ -20,6 +20,7 @@ look.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import weakref
 from collections.abc import Callable, Coroutine, Generator, Mapping
@@ -29,14 +30,6 @@ from typing import Any, Self
 
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError
-
-__all__ = [
-    "ExceptionContextInstallation",
-    "failure_context",
-    "in_failure_context",
-    "install_exception_context",
-    "with_exception_context",
-]
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 TaskFactory = Callable[..., "asyncio.Future[Any]"]
@@ -136,15 +129,20 @@ class _ContextExceptionHandler:
 class _RecordingTaskFactory:
     """Before 3.12: a task factory that records the context each task runs in.
 
-    It creates the context itself and passes it to the task (or to the
-    factory it chains, which must accept ``context=``, as the loop's own
-    call to a factory does since 3.11).
+    It creates the context itself and passes it to the task, or to the
+    factory it chains if that one accepts ``context=``. A factory written
+    for the two-argument call ``factory(loop, coro)`` (which is how the
+    stdlib loop calls a factory when ``create_task`` got no context) is
+    still called that way; its task then makes its own context, which 3.11
+    does not show, so what is recorded is a copy taken at the same moment:
+    the stores as they were when the task was created.
     """
 
-    __slots__ = ("active", "previous")
+    __slots__ = ("active", "passes_context", "previous")
 
     def __init__(self, previous: TaskFactory | None) -> None:
         self.previous = previous
+        self.passes_context = previous is None or _accepts_context(previous)
         self.active = True
 
     def __call__(
@@ -157,7 +155,9 @@ class _RecordingTaskFactory:
             return self._create(loop, coro, kwargs)
         context = kwargs.get("context")
         if context is None:
-            context = kwargs["context"] = copy_context()
+            context = copy_context()
+            if self.passes_context:
+                kwargs["context"] = context
         task = self._create(loop, coro, kwargs)
         _recorded_task_contexts[task] = context
         return task
@@ -171,6 +171,20 @@ class _RecordingTaskFactory:
         if self.previous is None:
             return asyncio.Task(coro, loop=loop, **kwargs)
         return self.previous(loop, coro, **kwargs)
+
+
+def _accepts_context(factory: TaskFactory) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        # No signature to read: the two-argument call is the one every
+        # factory supports.
+        return False
+    return any(
+        parameter.kind is parameter.VAR_KEYWORD
+        or (parameter.name == "context" and parameter.kind is not parameter.POSITIONAL_ONLY)
+        for parameter in parameters
+    )
 
 
 class ExceptionContextInstallation:
@@ -244,7 +258,8 @@ def install_exception_context(
     task or callback that failed, so a logging filter reading a store sees
     the failing request's. On Python 3.11, which has no ``Task.get_context``,
     a task factory that records each task's context is installed as well,
-    chaining the factory in place. Returns the installation; call its
+    chaining the factory in place with the signature it has (``(loop,
+    coro)`` or with ``context=``). Returns the installation; call its
     ``uninstall()`` (or use it as a context manager) to undo.
     """
     if loop is None:

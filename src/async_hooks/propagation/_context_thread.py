@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import Context
 from typing import Any
 
+from .. import _thread_start
 from .._policy import Crossing, capture_context
 from .._validation import describe, require_callable
 from ..errors import InvalidArgTypeError
-
-__all__ = ["ContextThread", "run_thread_in", "start_thread"]
 
 
 class ContextThread(threading.Thread):
@@ -52,9 +51,10 @@ class ContextThread(threading.Thread):
         context = self._start_context
         if context is None:
             context = capture_context(Crossing.THREADS)
-        # super().start() is looked up now, so a patch that another library
-        # put on Thread.start (lifecycle tracking, for one) still runs.
-        start_in(self, context, super().start)
+        # Prepared by the owner of Thread.start, so that a tracked thread's
+        # ids are set inside this context; super().start is looked up now, so
+        # another library's patch on Thread.start still runs.
+        _thread_start.start_in(self, context, super().start)
 
 
 def start_thread(
@@ -70,33 +70,3 @@ def start_thread(
     thread = ContextThread(target=target, name=name, args=args, kwargs=kwargs, daemon=daemon)
     thread.start()
     return thread
-
-
-def run_thread_in(thread: threading.Thread, context: Context) -> None:
-    """Make ``thread``'s next ``run()`` execute inside ``context``.
-
-    The wrapper is set on the instance, so it also covers a ``run`` that a
-    subclass overrides; it removes itself when the run ends, and with it the
-    thread object's reference to the context.
-    """
-    run = thread.run
-
-    def run_in_context() -> None:
-        try:
-            context.run(run)
-        finally:
-            vars(thread).pop("run", None)
-
-    # An instance attribute shadows the class's run() for this thread only.
-    vars(thread)["run"] = run_in_context
-
-
-def start_in(thread: threading.Thread, context: Context, start: Callable[[], None]) -> None:
-    """Call ``start`` (``thread``'s bound start) with ``thread`` set to run in ``context``."""
-    run_thread_in(thread, context)
-    try:
-        start()
-    except BaseException:
-        # Not started (a second start(), no resources): leave it as it was.
-        vars(thread).pop("run", None)
-        raise

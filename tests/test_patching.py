@@ -1,4 +1,7 @@
-"""The reversible patches behind tracking: exact originals back, never someone else's lost."""
+"""The private ``_patching.Patches`` behind tracking and install(): exact originals back.
+
+And never someone else's wrapper lost.
+"""
 
 from __future__ import annotations
 

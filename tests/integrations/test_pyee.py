@@ -1,30 +1,22 @@
-"""Event emitters: pyee's default (the emitting code's context), EventEmitterAsyncResource
-(the emitter's creation context), and blinker receivers by choice of context."""
+"""pyee: listeners run in the emitting code's context by default (Node's
+EventEmitter), and in the emitter's creation context with
+EventEmitterAsyncResource (Node's EventEmitterAsyncResource)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import re
-import subprocess
-import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from blinker import Signal
 from pyee import EventEmitter
 
 from async_hooks import AsyncLocalStorage, AsyncResource, create_hook, execution_async_id
-from async_hooks.errors import InvalidArgTypeError, InvalidArgValueError, ResourceDestroyedError
-from async_hooks.integrations.blinker import RECEIVER_RESOURCE_TYPE, connect_in_context
+from async_hooks.errors import InvalidArgTypeError, ResourceDestroyedError
 from async_hooks.integrations.pyee import (
     AsyncIOEventEmitterAsyncResource,
     EventEmitterAsyncResource,
 )
-
-# The signature of the `run_async` fixture of conftest.py.
-RunAsync = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Any]
+from tests.conftest import RunAsync
 
 request: AsyncLocalStorage[str] = AsyncLocalStorage(name="request")
 
@@ -179,7 +171,7 @@ def test_async_resource_emitter_rejects_a_bad_name() -> None:
 
 
 def test_asyncio_emitter_coroutine_listeners_keep_the_creation_context(
-    run_async: RunAsync,
+    run_async: RunAsync[None],
 ) -> None:
     async def main() -> None:
         seen: list[tuple[str, str | None]] = []
@@ -207,7 +199,7 @@ def test_asyncio_emitter_coroutine_listeners_keep_the_creation_context(
 
 
 def test_asyncio_emitter_reports_a_failing_coroutine_listener_in_its_scope(
-    run_async: RunAsync,
+    run_async: RunAsync[None],
 ) -> None:
     async def main() -> None:
         errors: list[tuple[str, str | None]] = []
@@ -231,7 +223,7 @@ def test_asyncio_emitter_reports_a_failing_coroutine_listener_in_its_scope(
     run_async(main)
 
 
-def test_asyncio_emitter_default_follows_the_emitting_task(run_async: RunAsync) -> None:
+def test_asyncio_emitter_default_follows_the_emitting_task(run_async: RunAsync[None]) -> None:
     from pyee.asyncio import AsyncIOEventEmitter
 
     async def main() -> None:
@@ -253,140 +245,3 @@ def test_asyncio_emitter_default_follows_the_emitting_task(run_async: RunAsync) 
         assert sorted(seen) == ["request-1", "request-2"]
 
     run_async(main)
-
-
-# -- blinker ------------------------------------------------------------------------
-
-
-def test_blinker_default_runs_receivers_in_the_senders_context_and_leaks() -> None:
-    signal = Signal()
-    seen: list[str | None] = []
-
-    def receiver(sender: object) -> None:
-        seen.append(request.get_store())
-        request.enter_with("entered by the receiver")
-
-    request.run("connecting", signal.connect, receiver)
-
-    def sending_code() -> str | None:
-        signal.send("sender")
-        return request.get_store()
-
-    assert request.run("sender", sending_code) == "entered by the receiver"
-    assert seen == ["sender"]
-
-
-@pytest.mark.parametrize(("choice", "expected"), [("connect", "connecting"), ("send", "sender")])
-def test_blinker_connect_in_context(choice: Any, expected: str) -> None:
-    signal = Signal()
-    seen: list[str | None] = []
-
-    def receiver(sender: object, **kwargs: object) -> str:
-        seen.append(request.get_store())
-        request.enter_with("entered by the receiver")
-        return f"{sender}:{kwargs['n']}"
-
-    bound = request.run("connecting", connect_in_context, signal, receiver, context=choice)
-
-    def sending_code(n: int) -> tuple[object, str | None]:
-        results = signal.send("sender", n=n)
-        return results[0][1], request.get_store()
-
-    assert request.run("sender", sending_code, 1) == ("sender:1", "sender")
-    assert request.run("sender", sending_code, 2) == ("sender:2", "sender")
-    assert seen == [expected, expected]
-    assert bound.__wrapped__ is receiver  # type: ignore[attr-defined]
-    signal.disconnect(bound)
-    assert signal.send("sender", n=3) == []
-
-
-def test_blinker_bound_receiver_is_an_async_resource() -> None:
-    signal = Signal()
-    ids: list[int] = []
-    created: list[tuple[str, int]] = []
-
-    def init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
-        if type == RECEIVER_RESOURCE_TYPE:
-            created.append((type, async_id))
-
-    hook = create_hook(init=init).enable()
-    try:
-        connect_in_context(signal, lambda sender: ids.append(execution_async_id()))
-    finally:
-        hook.disable()
-    signal.send(None)
-    assert len(created) == 1
-    assert ids == [created[0][1]]
-
-
-def test_blinker_sender_filter_is_kept() -> None:
-    signal = Signal()
-    seen: list[object] = []
-    connect_in_context(signal, seen.append, sender="only-this")
-    signal.send("another")
-    signal.send("only-this")
-    assert seen == ["only-this"]
-
-
-@pytest.mark.parametrize(("choice", "expected"), [("connect", "connecting"), ("send", "sender")])
-def test_blinker_async_receivers_with_send_async(
-    run_async: RunAsync, choice: Any, expected: str
-) -> None:
-    async def main() -> None:
-        signal = Signal()
-        seen: list[str | None] = []
-
-        async def receiver(sender: object) -> str:
-            await asyncio.sleep(0)
-            seen.append(request.get_store())
-            request.enter_with("entered by the receiver")
-            return "ok"
-
-        request.run("connecting", connect_in_context, signal, receiver, context=choice)
-        request.enter_with("sender")
-        results = await signal.send_async("s")
-        assert [result for _, result in results] == ["ok"]
-        assert request.get_store() == "sender"
-        assert seen == [expected]
-
-    run_async(main)
-
-
-def test_blinker_bad_arguments_are_rejected() -> None:
-    with pytest.raises(InvalidArgTypeError, match='"signal" argument must be a blinker Signal'):
-        connect_in_context("signal", print)  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgTypeError, match='"receiver" argument must be callable'):
-        connect_in_context(Signal(), "receiver")  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgValueError, match='must be "connect" or "send"'):
-        connect_in_context(Signal(), print, context="emit")  # type: ignore[arg-type]
-
-
-# -- optional extras ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("module", "library", "extra"),
-    [
-        ("async_hooks.integrations.pyee", "pyee", "async-hooks[pyee]"),
-        ("async_hooks.integrations.blinker", "blinker", "async-hooks[blinker]"),
-        ("async_hooks.integrations.gevent", "gevent", "async-hooks[gevent]"),
-    ],
-)
-def test_a_missing_library_names_the_extra_to_install(
-    monkeypatch: pytest.MonkeyPatch, module: str, library: str, extra: str
-) -> None:
-    monkeypatch.delitem(sys.modules, module, raising=False)
-    monkeypatch.setitem(sys.modules, library, None)  # makes `import library` fail
-    with pytest.raises(ImportError, match=re.escape(f"pip install '{extra}'")):
-        importlib.import_module(module)
-
-
-def test_importing_the_package_imports_no_optional_library() -> None:
-    code = (
-        "import sys, async_hooks, async_hooks.propagation\n"
-        "print(sorted(m for m in ('pyee', 'blinker', 'gevent', 'greenlet') if m in sys.modules))"
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert completed.stdout.strip() == "[]"

@@ -1,4 +1,7 @@
-"""Tracking turns on with the first hook, off with the last, and composes with others."""
+"""Runtime activation (the private ``_runtime`` package): on with the first hook, off with the last.
+
+And tracking composes with others' task factories and loop policies.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import threading
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar, cast
 
+import pytest
 import uvloop
 
 from async_hooks import create_hook, execution_async_id
@@ -43,6 +47,7 @@ def _current_objects() -> dict[str, object]:
     return found
 
 
+@pytest.mark.no_hooks
 def test_nothing_is_patched_without_hooks_and_originals_come_back() -> None:
     before = _current_objects()
     assert not is_tracking()

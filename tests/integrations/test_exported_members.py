@@ -1,0 +1,106 @@
+"""The public surface of the integrations: each public module's ``__all__`` is
+pinned here, and lists every public name the module defines, so that a name
+cannot become public by accident nor disappear without this file changing."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+from types import ModuleType
+
+import pytest
+
+import async_hooks.integrations
+
+EXPORTS = {
+    "aiohttp": ["REQUEST_ID_KEY", "context_trace_config", "setup_request_context"],
+    "asgi": ["ASGIApp", "Message", "Receive", "RequestContextMiddleware", "Scope", "Send"],
+    "baggage": [
+        "BAGGAGE_HEADER",
+        "MAX_BAGGAGE_BYTES",
+        "MAX_BAGGAGE_MEMBERS",
+        "decode_baggage",
+        "encode_baggage",
+    ],
+    "blinker": ["RECEIVER_RESOURCE_TYPE", "connect_in_context"],
+    "celery": ["ContextTask", "REQUEST_ID_HEADER", "STORES_HEADER", "context_headers"],
+    "gevent": ["ContextGreenlet", "greenlet_in_context", "spawn", "spawn_later"],
+    "httpx": ["add_context_headers", "add_context_headers_async", "instrument_httpx"],
+    "logging": ["StoreFilter"],
+    "loguru": ["StorePatcher"],
+    "opentelemetry": [
+        "AsyncHooksRuntimeContext",
+        "StoreSpanAttributes",
+        "TraceFilter",
+        "opentelemetry_context",
+    ],
+    "outgoing": ["add_outgoing_headers", "outgoing_headers"],
+    "pyee": [
+        "AsyncIOEventEmitterAsyncResource",
+        "EventEmitterAsyncResource",
+        "EventEmitterReferencingAsyncResource",
+    ],
+    "request_id": [
+        "DEFAULT_HEADER",
+        "MAX_REQUEST_ID_LENGTH",
+        "check_header_name",
+        "is_valid_request_id",
+        "new_request_id",
+        "request_id",
+    ],
+    "requests": ["ContextAdapter", "instrument_requests"],
+    "structlog": ["StoreProcessor"],
+    "wsgi": ["RequestContextMiddleware"],
+}
+
+
+def integration(name: str) -> ModuleType:
+    return importlib.import_module(f"async_hooks.integrations.{name}")
+
+
+def imported_names(module: ModuleType) -> set[str]:
+    """The names that ``import`` statements bind in ``module``, guarded ones included."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def public_names(module: ModuleType) -> set[str]:
+    """The public names ``module`` binds itself: neither imported names nor modules."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
+    } - imported_names(module)
+
+
+def test_every_public_module_is_pinned() -> None:
+    modules = [info.name for info in pkgutil.iter_modules(async_hooks.integrations.__path__)]
+    assert sorted(name for name in modules if not name.startswith("_")) == sorted(EXPORTS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTS))
+def test_all_is_what_the_module_exports(name: str) -> None:
+    module = integration(name)
+    assert sorted(module.__all__) == EXPORTS[name]
+    assert sorted(public_names(module)) == EXPORTS[name]
+
+
+def test_private_modules_have_no_all() -> None:
+    # In this project __all__ means "exported": a private module exports nothing.
+    private = ["async_hooks._extras"] + [
+        f"{async_hooks.integrations.__name__}.{info.name}"
+        for info in pkgutil.iter_modules(async_hooks.integrations.__path__)
+        if info.name.startswith("_")
+    ]
+    assert len(private) == 5  # _extras, _carrier, _fields, _otel_context, _server_context
+    for name in private:
+        assert not hasattr(importlib.import_module(name), "__all__"), name
+
+
+def test_the_package_itself_exports_nothing() -> None:
+    assert public_names(async_hooks.integrations) == set()
