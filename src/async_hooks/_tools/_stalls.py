@@ -22,7 +22,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextvars import copy_context
+from contextvars import Context, copy_context
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
@@ -30,7 +30,14 @@ from typing import IO, TYPE_CHECKING, Any, Self
 from .. import _hooks
 from .._runtime._live import TrackedResource, _in_machinery, live_resources
 from ._trace import short_path, site_label
-from ._values import DEFAULT_REPR_LIMIT, innermost_context, render_stores, stores_by_name
+from ._values import (
+    DEFAULT_REPR_LIMIT,
+    context_of,
+    innermost_context,
+    read_in_step,
+    render_stores,
+    stores_by_name,
+)
 
 if TYPE_CHECKING:
     from ._trace import TraceWriter
@@ -146,6 +153,8 @@ class StallDetector:
         # (thread ident, async id, start) -> what the watchdog saw of a step past
         # the threshold, while it ran
         self._samples: dict[tuple[int, int, float], _Sample] = {}
+        # thread ident -> the context its current step began in (3.11 only)
+        self._step_contexts: dict[int, Context] = {}
         # type name -> whether its steps run on an event loop (threads and
         # executor jobs run for as long as they like, by design)
         self._loop_types: dict[str, bool] = {}
@@ -197,6 +206,17 @@ class StallDetector:
                 stacks[_get_ident()] = stack
             stack += (async_id, _clock())
 
+        if sys.version_info < (3, 12):
+            # 3.11 exposes no task's context, and where a step's events come
+            # from inside it (uvloop), the step's start is the moment to keep
+            # it, for the watchdog. A copy is O(1); 3.12+ reads it from the task.
+            step_contexts = self._step_contexts
+            timed_before = before
+
+            def before(async_id: int) -> None:
+                timed_before(async_id)
+                step_contexts[_get_ident()] = copy_context()
+
         def after(async_id: int) -> None:
             try:
                 stack = local.stack
@@ -245,7 +265,9 @@ class StallDetector:
                     sample = samples.get(key)
                     if sample is None:
                         sample = samples[key] = _Sample(
-                            start, _sample(ident), _stores_while_running(record)
+                            start,
+                            _sample(ident),
+                            _stores_while_running(record, ident, self._step_contexts.get(ident)),
                         )
                     if not sample.hang_reported and age >= max(self.threshold * _HANG_FACTOR, 1.0):
                         sample.hang_reported = True
@@ -271,9 +293,11 @@ class StallDetector:
         if record is None:
             return
         sample = self._samples.pop((ident, async_id, start), None)
-        # Runs in the step's context, but a task's request may live in a
-        # run() scope inside it: that one is nearer to the blocking code.
-        context = innermost_context(record.resource) or copy_context()
+        # The stores at the step's end: a task's request may live in a run()
+        # scope inside it, nearer to the blocking code than the task's context.
+        context = innermost_context(record.resource)
+        if context is None:
+            context = read_in_step(record, copy_context)
         values = {**(sample.stores if sample else {}), **stores_by_name(context)}
         if self.stores is not None:
             values = {name: value for name, value in values.items() if name in self.stores}
@@ -317,16 +341,36 @@ class StallDetector:
             pass  # a closed stream at exit: the stall is still in .stalls and the trace
 
 
-def _stores_while_running(record: TrackedResource) -> dict[str, object]:
+def _stores_while_running(
+    record: TrackedResource, ident: int, step_context: Context | None
+) -> dict[str, object]:
     # Read from the watchdog thread: a Context is an immutable mapping that
     # its thread replaces on each change, so reading it from here is safe.
+    # Nearest last: the resource's context, the handle running on the loop's
+    # stack (the task's own context, even on 3.11), a run() scope inside it.
     values: dict[str, object] = {}
-    if record.context is not None:
-        values.update(stores_by_name(record.context))
-    inner = innermost_context(record.resource)
-    if inner is not None:
-        values.update(stores_by_name(inner))
+    for context in (
+        context_of(record),
+        step_context,
+        _running_handle_context(ident),
+        innermost_context(record.resource),
+    ):
+        if context is not None:
+            values.update(stores_by_name(context))
     return values
+
+
+def _running_handle_context(ident: int) -> Context | None:
+    """The context of the asyncio handle that thread ``ident`` is running, from its stack."""
+    frame: FrameType | None = sys._current_frames().get(ident)
+    while frame is not None:
+        if frame.f_code.co_name == "_run":
+            handle = frame.f_locals.get("self")
+            if isinstance(handle, asyncio.Handle):
+                context = getattr(handle, "_context", None)
+                return context if isinstance(context, Context) else None
+        frame = frame.f_back
+    return None
 
 
 def _work_of(resource: object) -> str:

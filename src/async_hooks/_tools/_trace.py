@@ -39,7 +39,7 @@ from typing import Any, Self
 from .. import _hooks
 from .._execution import TOP_LEVEL_ASYNC_ID
 from .._runtime._live import CreationSite, live_resources
-from ._values import DEFAULT_REPR_LIMIT, NamedStores, innermost_context
+from ._values import DEFAULT_REPR_LIMIT, NamedStores, innermost_context, read_in_step
 
 # The producer that finds this many events queued, or finds the oldest
 # queued one older than the interval (seconds), writes the queue out: the
@@ -313,6 +313,18 @@ class TraceWriter:
     def _stores_json(self) -> str:
         return self.stores.json_members() if self.stores else ""
 
+    def _step_stores_json(self, async_id: int, *, ended: bool) -> str:
+        # Step events may be emitted outside the step's context (asyncio's
+        # Handle._run around Context.run): read the stores in the resource's.
+        tracked = live_resources.get(async_id)
+        if ended and tracked is not None:
+            # A task's request may live in a run() scope inside the task (its
+            # coroutine, suspended now, still holds it): nearer still.
+            scope = innermost_context(tracked.resource)
+            if scope is not None:
+                return scope.run(self.stores.json_members)
+        return read_in_step(tracked, self.stores.json_members)
+
     # The clock and the thread id are read inline below: a method call for
     # each would cost every event more than reading them does.
 
@@ -353,7 +365,9 @@ class TraceWriter:
             stack = self._stacks[tid] = []
         # The stores as the step begins, kept for its slice: a step may leave
         # its request's scope before it ends (the last step of a handler).
-        stack.append((async_id, ts, self._stores_json() if self.stores else ""))
+        stack.append(
+            (async_id, ts, self._step_stores_json(async_id, ended=False) if self.stores else "")
+        )
         resource = self._resources.get(async_id)
         if resource is not None and not resource.started:
             resource.started = True
@@ -384,12 +398,7 @@ class TraceWriter:
         if self.stores:
             # A task's request may live in a run() scope inside the task (its
             # coroutine, suspended now, still holds it): read the stores there.
-            tracked = live_resources.get(async_id)
-            context = None if tracked is None else innermost_context(tracked.resource)
-            try:
-                stores = self._stores_json() if context is None else context.run(self._stores_json)
-            except RuntimeError:  # that context is entered right now (another thread)
-                stores = self._stores_json()
+            stores = self._step_stores_json(async_id, ended=True)
             if not stores:
                 stores = stores_before
         self._put(

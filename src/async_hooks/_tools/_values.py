@@ -10,14 +10,21 @@ from __future__ import annotations
 import asyncio
 import json
 import reprlib
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import Context
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._coroutines import ContextCoroutine, CoroutineWrapper
+from .._execution import current_frame
 from .._policy import live_stores, stores_in
 from .._storage import AsyncLocalStorage
+
+if TYPE_CHECKING:
+    from .._runtime._live import TrackedResource
+
+T = TypeVar("T")
 
 #: How long a rendered value may be, by default (characters).
 DEFAULT_REPR_LIMIT = 1000
@@ -141,6 +148,46 @@ def innermost_context(resource: object) -> Context | None:
             break
         coro = inner
     return found
+
+
+def context_of(record: TrackedResource | None) -> Context | None:
+    """The context a tracked resource's code runs in, as far as it can be read now.
+
+    A handle's is the one it was scheduled with; a task's is its own
+    (``task.get_context()``, 3.12+). CPython 3.11 does not expose a task's
+    context: while the task waits on a future, the future's done-callback
+    that wakes the task carries it; otherwise the record holds a copy of the
+    creator's context, which misses what the task entered since.
+    """
+    if record is None:
+        return None
+    context = record.context
+    if sys.version_info < (3, 12):
+        task = record.resource
+        if isinstance(task, asyncio.Task):
+            waiter = getattr(task, "_fut_waiter", None)
+            for callback, callback_context in getattr(waiter, "_callbacks", None) or ():
+                if getattr(callback, "__self__", None) is task:
+                    return callback_context  # type: ignore[no-any-return]
+    return context
+
+
+def read_in_step(record: TrackedResource | None, read: Callable[[], T]) -> T:
+    """``read()`` in the context of the resource whose step this event belongs to.
+
+    Step events come from inside that context (uvloop, threads, executor
+    jobs) or from just outside it (asyncio's ``Handle._run``): inside, the
+    current frame is the record itself, and the current context is the one.
+    """
+    if record is None or current_frame.get() is record:
+        return read()
+    context = context_of(record)
+    if context is None:
+        return read()
+    try:
+        return context.run(read)
+    except RuntimeError:  # entered right now by another thread
+        return read()
 
 
 def stores_by_name(context: Context) -> dict[str, object]:

@@ -23,11 +23,12 @@ from typing import Any
 
 from .. import _hooks
 from .._active import ActiveResource, get_active_resources
-from .._runtime._live import CreationSite
+from .._runtime._live import CreationSite, live_resources
 from ._history import ResourceHistory, describe_root
 from ._trace import short_path, site_label
 from ._values import (
     DEFAULT_REPR_LIMIT,
+    context_of,
     innermost_context,
     render_stores,
     safe_repr,
@@ -105,6 +106,9 @@ def _entry(
     limit: int,
 ) -> dict[str, Any]:
     context = innermost_context(active.resource)
+    if context is None and active.async_id is not None:
+        # On 3.11 a task's own context is only readable through what it awaits.
+        context = context_of(live_resources.get(active.async_id))
     values = _only(active.stores_by_name() if context is None else stores_by_name(context), wanted)
     entry: dict[str, Any] = {
         "type": active.type,
