@@ -10,7 +10,7 @@ requests. Two handlers misbehave on purpose:
   down, the timer is dropped unrun (``--why-running`` names the line that
   armed it, its request, and the chain of tasks back to the server).
 
-Run it under the tools (``scripts/tools-demo`` does exactly this)::
+Run it under the tools (``bash scripts/demo`` does exactly this, after Node's example)::
 
     python -m async_hooks run --trace demo.trace.json --html demo.html \\
         --why-running --stalls 100 --store request examples/tools_demo.py

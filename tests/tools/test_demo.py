@@ -1,4 +1,4 @@
-"""The tools demo, run with scripts/tools-demo's options, shows what it promises."""
+"""The tools demo, run with scripts/demo's options, shows what it promises."""
 
 from __future__ import annotations
 
