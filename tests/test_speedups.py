@@ -278,6 +278,48 @@ def test_calls_keep_no_reference_to_their_arguments(call: Caller, raises: bool) 
     assert [sys.getrefcount(obj) for obj in counted] == before
 
 
+class _Borrower:
+    """Its bound method, called with room before its arguments, borrows that slot for self."""
+
+    def __init__(self, arguments: tuple[Any, ...]) -> None:
+        self.arguments = arguments
+        self.seen: list[list[Any]] = []
+
+    def method(self, *args: Any) -> None:
+        self.seen.append(list(self.arguments))  # the caller's tuple, while fn runs
+        gc.collect()  # the collector walks that tuple too
+
+
+@pytest.mark.parametrize("name", CALLERS)
+def test_the_callers_argument_tuple_is_untouched_while_fn_runs(name: str) -> None:
+    # A call through a tuple (f(*args)) hands over the tuple's own items; the
+    # slot before the first is the tuple's length, and a callee told it may
+    # borrow it (the vectorcall offset flag) wrote a pointer there: len()
+    # went wrong and the cyclic collector crashed walking the tuple.
+    als: AsyncLocalStorage[str] = AsyncLocalStorage()
+    resource = AsyncResource("Edge")
+    borrower = _Borrower(())
+    method = borrower.method
+    arguments: tuple[Any, ...] = {
+        "run": ("store", method, 1, 2),
+        "exit": (method, 1, 2),
+        "snapshot": (method, 1, 2),
+        "run_in_async_scope": (method, 1, 2),
+        "bind": (1, 2),
+    }[name]
+    borrower.arguments = arguments
+    caller: Caller = {
+        "run": als.run,
+        "exit": als.exit,
+        "snapshot": AsyncLocalStorage.snapshot(),
+        "run_in_async_scope": resource.run_in_async_scope,
+        "bind": AsyncLocalStorage.bind(method),
+    }[name]
+    for _ in range(3):
+        caller(*arguments)
+    assert borrower.seen == [list(arguments)] * 3
+
+
 def test_a_million_calls_do_not_grow_memory() -> None:
     als: AsyncLocalStorage[int] = AsyncLocalStorage()
     runner = AsyncLocalStorage.snapshot()

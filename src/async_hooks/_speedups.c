@@ -280,14 +280,16 @@ wrap_if_coroutine(PyObject *result, PyObject *context, PyObject *async_id, PyObj
     return wrapped;
 }
 
-/* Call fn(*args) with the keyword names as given. `args` may be lent to fn
- * with PY_VECTORCALL_ARGUMENTS_OFFSET only when the slot before it is ours
- * to borrow, which is the case for every caller here: args[-1] is the `fn`
- * (or `store`) we were passed, and callees restore what they borrow. */
+/* Call fn(*args) with the keyword names as given. `offset` is
+ * PY_VECTORCALL_ARGUMENTS_OFFSET only when our own caller lent us the slot
+ * before `args` (it passed that flag with this very array); otherwise it is
+ * 0. The slot is never ours to lend: it may be a tuple's size field (a call
+ * through tp_call) or an argument our caller still holds, and a callee that
+ * borrows it leaves garbage there for the cyclic collector to read. */
 static inline PyObject *
-call_fn(PyObject *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+call_fn(PyObject *fn, PyObject *const *args, Py_ssize_t nargs, size_t offset, PyObject *kwnames)
 {
-    return PyObject_Vectorcall(fn, args, (size_t)nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+    return PyObject_Vectorcall(fn, args, (size_t)nargs | offset, kwnames);
 }
 
 /* -- StorageBase ------------------------------------------------------------ */
@@ -390,7 +392,7 @@ storage_run_impl(Storage *self, PyObject *store, PyObject *fn,
         Py_DECREF(var);
         return NULL;
     }
-    PyObject *result = call_fn(fn, args, nargs, kwnames);
+    PyObject *result = call_fn(fn, args, nargs, 0, kwnames);
     if (result != NULL) {
         int coroutine = is_coroutine(result);
         if (coroutine < 0) {
@@ -527,7 +529,8 @@ static PyTypeObject StorageType = {
  * before and after events when a hook listens for them. */
 static PyObject *
 scope_call(PyObject *context, PyObject *async_id, PyObject *resource, PyObject *fn,
-           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int check_callable)
+           PyObject *const *args, Py_ssize_t nargs, size_t offset, PyObject *kwnames,
+           int check_callable)
 {
     if (!configured() || PyContext_Enter(context) < 0) {
         Py_DECREF(context);
@@ -541,7 +544,7 @@ scope_call(PyObject *context, PyObject *async_id, PyObject *resource, PyObject *
         }
         else {
             Py_DECREF(before);
-            result = call_fn(fn, args, nargs, kwnames);
+            result = call_fn(fn, args, nargs, offset, kwnames);
             /* Node's finally: after is emitted also when fn raised. */
             SavedError saved = save_error();
             PyObject *after = PyObject_CallOneArg(emit_after, async_id);
@@ -553,7 +556,7 @@ scope_call(PyObject *context, PyObject *async_id, PyObject *resource, PyObject *
         }
     }
     else {
-        result = call_fn(fn, args, nargs, kwnames);
+        result = call_fn(fn, args, nargs, offset, kwnames);
     }
     if (result == NULL && check_callable) {
         replace_if_not_callable(fn);
@@ -791,7 +794,7 @@ resource_run_in_async_scope(Resource *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     return scope_call(context, self->async_id, (PyObject *)self, args[0], args + 1, nargs - 1,
-                      kwnames, 1);
+                      0, kwnames, 1);
 }
 
 static PyMethodDef resource_methods[] = {
@@ -865,7 +868,8 @@ bound_vectorcall(Bound *self, PyObject *const *args, size_t nargsf, PyObject *kw
     }
     /* fn was checked when bound: a TypeError is fn's own. */
     return scope_call(context, self->async_id, self->resource, self->fn, args,
-                      PyVectorcall_NARGS(nargsf), kwnames, 0);
+                      PyVectorcall_NARGS(nargsf), nargsf & PY_VECTORCALL_ARGUMENTS_OFFSET,
+                      kwnames, 0);
 }
 
 static PyObject *
@@ -994,7 +998,7 @@ snapshot_vectorcall(Snapshot *self, PyObject *const *args, size_t nargsf, PyObje
     }
     Py_DECREF(frame);
     if (frame_ok) {
-        result = call_fn(fn, args + 1, nargs - 1, kwnames);
+        result = call_fn(fn, args + 1, nargs - 1, 0, kwnames);
         if (result == NULL) {
             replace_if_not_callable(fn);
         }
