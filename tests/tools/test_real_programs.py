@@ -69,7 +69,7 @@ def test_a_uvicorn_service(tmp_path: Path, loop: str) -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "async_hooks", "run", "--trace", "t.json", "--html", "r.html",
-         "--why-running", "--stalls", "100", "--store", "request_id",
+         "--why-running", "--stalls", "100", "--store", "async_hooks.request_id",
          "-m", "uvicorn", "service:app", "--host", "127.0.0.1", "--port", str(port),
          "--loop", loop, "--log-level", "warning"],
         cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -89,16 +89,16 @@ def test_a_uvicorn_service(tmp_path: Path, loop: str) -> None:
         for text in err.split("async-hooks: stall:")[1:]
         if "time.sleep(0.2)" in text
     ]
-    assert "request_id='slow-1'" in stall
+    assert "async_hooks.request_id='slow-1'" in stall
     assert "time.sleep(0.2)" in stall
     left = err.split("async-hooks: at exit", 1)[1]
     timer = left.split("* TimerHandle", 1)[1].split("\n* ", 1)[0]
     assert "created at service.py:20 endpoints" in timer
-    assert "request_id='leak-1'" in timer
+    assert "async_hooks.request_id='leak-1'" in timer
     events = load_trace(tmp_path / "t.json")
     steps = [event for event in events if event["ph"] == "X" and event.get("cat") == "step"]
     assert {"'plain-1'", "'slow-1'", "'leak-1'"} <= {
-        event["args"].get("request_id") for event in steps
+        event["args"].get("async_hooks.request_id") for event in steps
     }
     assert (tmp_path / "r.html").stat().st_size > 0
 
