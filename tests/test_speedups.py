@@ -308,13 +308,14 @@ def test_the_callers_argument_tuple_is_untouched_while_fn_runs(name: str) -> Non
         "bind": (1, 2),
     }[name]
     borrower.arguments = arguments
-    caller: Caller = {
+    callers: dict[str, Caller] = {
         "run": als.run,
         "exit": als.exit,
         "snapshot": AsyncLocalStorage.snapshot(),
         "run_in_async_scope": resource.run_in_async_scope,
         "bind": AsyncLocalStorage.bind(method),
-    }[name]
+    }
+    caller = callers[name]
     for _ in range(3):
         caller(*arguments)
     assert borrower.seen == [list(arguments)] * 3

@@ -131,3 +131,113 @@ def test_open_servers_and_transports_are_active(run_async: RunAsync, recorder: R
     assert sum("Transport" in name for name in busy) >= 1
     assert "Server" not in after
     assert not any("Transport" in name for name in after)
+
+
+def test_a_datagram_endpoint_is_a_transport_with_a_step_per_datagram(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    seen: dict[str, Any] = {}
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            seen["ids"] = (execution_async_id(), execution_async_resource())
+            self.transport.sendto(data.upper(), addr)  # type: ignore[attr-defined]
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.reply.set_result(data)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        seen["creator"] = execution_async_id()
+        server, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        seen["server"] = server
+        address = server.get_extra_info("sockname")
+        client, protocol = await loop.create_datagram_endpoint(Client, remote_addr=address)
+        try:
+            client.sendto(b"ping")
+            assert await asyncio.wait_for(protocol.reply, 5) == b"PING"
+        finally:
+            client.close()
+            server.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    run_async(main)
+    server_id = recorder.id_of(seen["server"])
+    assert recorder.inits[server_id].trigger_async_id == seen["creator"]
+    assert seen["ids"] == (server_id, seen["server"])
+    names = recorder.of(server_id)
+    assert names[0] == "init"
+    assert names[-1] == "destroy"
+    assert names.count("before") == names.count("after") >= 2
+    check_invariants(recorder.events)
+
+
+def test_a_subprocess_and_its_pipes_are_transports_caused_by_the_caller(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    import sys
+
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        seen["creator"] = execution_async_id()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "print('out')", stdout=asyncio.subprocess.PIPE
+        )
+        seen["transport"] = process._transport  # type: ignore[attr-defined]
+        out, _ = await process.communicate()
+        assert out.strip() == b"out"
+        assert await process.wait() == 0
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+
+    run_async(main)
+    process_id = recorder.id_of(seen["transport"])
+    assert recorder.inits[process_id].trigger_async_id == seen["creator"]
+    names = recorder.of(process_id)
+    assert names[0] == "init"
+    assert "process_exited" not in names  # the step events only
+    assert names[-1] == "destroy"
+    assert names.count("before") == names.count("after") >= 2
+    check_invariants(recorder.events)
+
+
+def test_pipes_are_transports(run_async: RunAsync, recorder: Recorder) -> None:
+    import os
+
+    seen: dict[str, Any] = {}
+
+    class Sink(asyncio.Protocol):  # with a __dict__, unlike asyncio's base classes
+        pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        read_fd, write_fd = os.pipe()
+        reader = asyncio.StreamReader()
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb")
+        )
+        write_transport, _ = await loop.connect_write_pipe(Sink, os.fdopen(write_fd, "wb"))
+        seen["transports"] = (read_transport, write_transport)
+        write_transport.write(b"line\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"line\n"
+        write_transport.close()
+        assert await reader.read() == b""
+        read_transport.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    run_async(main)
+    for transport in seen["transports"]:
+        names = recorder.of(recorder.id_of(transport))
+        assert names[:2] == ["init", "before"]
+        assert names[-1] == "destroy"
+    check_invariants(recorder.events)

@@ -40,6 +40,7 @@ import inspect
 import os
 import sys
 import threading
+import weakref
 from asyncio import format_helpers
 from collections.abc import Callable
 from contextvars import Context, copy_context
@@ -388,7 +389,8 @@ def _tracked_handle_run(original: Callable[[asyncio.Handle], None]) -> Callable[
             if task is None:
                 if _hooks.enabled.after:
                     _hooks.emit_after(async_id)
-                finish(record)
+                if not record.repeats:
+                    finish(record)
             elif task.done():
                 _task_finished_inside_step(record)
             elif _hooks.enabled.after:
@@ -419,18 +421,34 @@ def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callab
         record = _handles.get(id(self))
         original(self)
         if record is not None:
-            finish(record)
+            _end(record)
 
     return cancel
+
+
+def _end(record: TrackedResource) -> None:
+    """Finish ``record`` now, or, from inside its own callback, when that run returns.
+
+    A destroy never comes inside the resource's own before/after: a handle
+    that cancels itself, a reader removed by its own callback.
+    """
+    if current_frame.get() is record:
+        record.repeats = False  # the run's end finishes it
+    else:
+        finish(record)
 
 
 # -- handles and timers on uvloop ------------------------------------------------
 
 
 class TrackedCallback:
-    """The callback a uvloop handle runs: the user's, between ``before`` and ``after``."""
+    """The callback a uvloop handle runs: the user's, between ``before`` and ``after``.
 
-    __slots__ = ("_ready", "callback", "record")
+    uvloop lets go of it when the handle is cancelled (or the reader, writer
+    or signal handler removed): the record watches it for that.
+    """
+
+    __slots__ = ("__weakref__", "_ready", "callback", "record")
 
     def __init__(self, callback: Callable[..., object], record: TrackedResource) -> None:
         self.callback = callback
@@ -443,10 +461,12 @@ class TrackedCallback:
         if self._ready is not None:
             with self._ready:
                 pass
+        record = self.record
         try:
-            run_as(self.record, self.callback, *args)
+            run_as(record, self.callback, *args)
         finally:
-            finish(self.record)
+            if not record.repeats:
+                finish(record)
 
     def __repr__(self) -> str:
         return repr(self.callback)
@@ -505,7 +525,8 @@ def _uvloop_schedule(
         return original(loop, *leading, callback, *args, context=context)
     if not _hooks.enabled.hooks or type(callback) is TrackedCallback or _passes_through(callback):
         return original(loop, *leading, callback, *args, context=context)
-    # uvloop does not let a cancel be seen: its handles keep no cycle.
+    # uvloop's cancel cannot be wrapped, but it drops the callback, which
+    # the record watches; its handles keep no cycle.
     record, context = _record_for(context, frame_inside=False)
     tracked = TrackedCallback(callback, record)
     ready = None
@@ -515,6 +536,7 @@ def _uvloop_schedule(
     try:
         handle = original(loop, *leading, tracked, *args, context=context)
         record.attach(handle)
+        record.watch(tracked)
     except BaseException:
         forget(record)
         raise
@@ -522,6 +544,171 @@ def _uvloop_schedule(
         if ready is not None:
             ready.release()
     return handle
+
+
+# -- readers, writers and signal handlers ---------------------------------------
+
+# A callback registered once and run each time its file descriptor is ready
+# or its signal arrives: one resource from add_* to remove_* (or to its
+# replacement by another add_* for the same fd or signal, or to the loop's
+# close), with before and after around every run.
+
+_WATCHED_TYPES = {
+    "add_reader": "Reader",
+    "add_writer": "Writer",
+    "add_signal_handler": "SignalHandler",
+}
+_REMOVERS = {
+    "remove_reader": "add_reader",
+    "remove_writer": "add_writer",
+    "remove_signal_handler": "add_signal_handler",
+}
+
+
+def _stdlib_registered(loop: Any, method: str, key: Any) -> TrackedResource | None:
+    """The record of what the stdlib loop has registered for ``key`` (it returns no handle)."""
+    handle = _stdlib_registered_handle(loop, method, key)
+    return None if handle is None else _handles.get(id(handle))
+
+
+def _stdlib_registered_handle(loop: Any, method: str, key: Any) -> asyncio.Handle | None:
+    if method == "add_signal_handler":
+        handle: asyncio.Handle | None = loop._signal_handlers.get(key)
+        return handle
+    try:
+        reader, writer = loop._selector.get_key(key).data
+    except (KeyError, ValueError, TypeError):
+        return None
+    return reader if method == "add_reader" else writer  # type: ignore[no-any-return]
+
+
+def _stdlib_watcher(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def add(self: asyncio.AbstractEventLoop, key: Any, callback: Any, *args: Any) -> Any:
+            previous = _stdlib_registered(self, method, key)
+            if not _hooks.enabled.hooks or _passes_through(callback):
+                result = original(self, key, callback, *args)
+            else:
+                result = _stdlib_register(original, self, method, key, callback, args)
+            if previous is not None:
+                _end(previous)  # replaced (a signal's old handle is dropped, not cancelled)
+            return result
+
+        return add
+
+    return make
+
+
+def _stdlib_register(
+    original: Callable[..., Any],
+    loop: asyncio.AbstractEventLoop,
+    method: str,
+    key: Any,
+    callback: Any,
+    args: tuple[Any, ...],
+) -> Any:
+    record = track()
+    try:
+        result = original(loop, key, callback, *args)
+    except BaseException:
+        forget(record)
+        raise
+    handle = _stdlib_registered_handle(loop, method, key)
+    if handle is None:  # a loop class that keeps them elsewhere
+        forget(record)
+        return result
+    # The handle's own context, with no frame set in it: Handle._run sets
+    # the frame for each run, and the context holds no record.
+    record.repeats = True
+    record.context = handle._context  # type: ignore[attr-defined]
+    record.file(_handles, handle)
+    record.attach(handle, _WATCHED_TYPES[method])
+    return result
+
+
+def _stdlib_remover(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    added_by = _REMOVERS[method]
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def remove(self: asyncio.AbstractEventLoop, key: Any) -> Any:
+            record = _stdlib_registered(self, added_by, key)
+            result = original(self, key)
+            if record is not None:
+                _end(record)
+            return result
+
+        return remove
+
+    return make
+
+
+# uvloop keeps its registrations in C: ours, per loop, by (add method, fd or signal).
+_uvloop_registrations: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], TrackedResource]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _registration_key(method: str, key: Any) -> tuple[str, int] | None:
+    if isinstance(key, int):
+        return method, key
+    try:
+        return method, int(key.fileno())
+    except (AttributeError, TypeError, ValueError, OSError):
+        return None  # the loop's own error follows
+
+
+def _uvloop_end_registration(loop: Any, method: str, key: Any) -> None:
+    registration = _registration_key(method, key)
+    registrations = _uvloop_registrations.get(loop)
+    if registration is not None and registrations:
+        record = registrations.pop(registration, None)
+        if record is not None:
+            _end(record)
+
+
+def _uvloop_watcher(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    type_name = _WATCHED_TYPES[method]
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def add(self: asyncio.AbstractEventLoop, key: Any, callback: Any, *args: Any) -> Any:
+            if not _hooks.enabled.hooks or _passes_through(callback):
+                result = original(self, key, callback, *args)
+                _uvloop_end_registration(self, method, key)
+                return result
+            record = track()
+            record.repeats = True
+            tracked = TrackedCallback(callback, record)
+            try:
+                result = original(self, key, tracked, *args)
+            except BaseException:
+                forget(record)
+                raise
+            _uvloop_end_registration(self, method, key)  # the one it replaced
+            registration = _registration_key(method, key)
+            if registration is not None:
+                _uvloop_registrations.setdefault(self, {})[registration] = record
+            # uvloop returns no handle: the resource is our callback. uvloop
+            # drops it when the loop closes, which ends the resource too.
+            record.attach(tracked, type_name)
+            return result
+
+        return add
+
+    return make
+
+
+def _uvloop_remover(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    added_by = _REMOVERS[method]
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def remove(self: asyncio.AbstractEventLoop, key: Any) -> Any:
+            result = original(self, key)
+            _uvloop_end_registration(self, added_by, key)
+            return result
+
+        return remove
+
+    return make
 
 
 # -- executor jobs ---------------------------------------------------------------
@@ -668,6 +855,33 @@ def loop_classes() -> list[type]:
     return classes
 
 
+def _watcher_patches() -> list[tuple[type, str, Callable[[Any], Any]]]:
+    """(class, method, maker) for add_reader & co, on the class that defines each."""
+    from asyncio import selector_events
+
+    selector_loop = selector_events.BaseSelectorEventLoop
+    patches: list[tuple[type, str, Callable[[Any], Any]]] = [
+        (selector_loop, "add_reader", _stdlib_watcher("add_reader")),
+        (selector_loop, "add_writer", _stdlib_watcher("add_writer")),
+        (selector_loop, "remove_reader", _stdlib_remover("remove_reader")),
+        (selector_loop, "remove_writer", _stdlib_remover("remove_writer")),
+    ]
+    if sys.platform != "win32":
+        from asyncio import unix_events
+
+        # Patched where they are defined, once: subclasses inherit them.
+        unix_loop = unix_events._UnixSelectorEventLoop
+        patches.append((unix_loop, "add_signal_handler", _stdlib_watcher("add_signal_handler")))
+        patches.append(
+            (unix_loop, "remove_signal_handler", _stdlib_remover("remove_signal_handler"))
+        )
+    uvloop_class = _uvloop_class()
+    if uvloop_class is not None:
+        patches.extend((uvloop_class, name, _uvloop_watcher(name)) for name in _WATCHED_TYPES)
+        patches.extend((uvloop_class, name, _uvloop_remover(name)) for name in _REMOVERS)
+    return patches
+
+
 def _uvloop_class() -> type | None:
     try:
         import uvloop
@@ -686,6 +900,8 @@ def patch_asyncio() -> None:
         schedule = _stdlib_schedule if cls is asyncio.BaseEventLoop else _uvloop_schedule
         for name, make in (*_COMMON_PATCHES, *_scheduling_patches(schedule)):
             _patches.apply(cls, name, make)
+    for cls, name, make in _watcher_patches():
+        _patches.apply(cls, name, make)
     _patches.apply(asyncio.Handle, "_run", _tracked_handle_run)
     _patches.apply(asyncio.Handle, "cancel", _tracked_handle_cancel)
 

@@ -132,7 +132,9 @@ class TrackedResource(ExecutionFrame):
         "filed_as",
         "filed_in",
         "frame_in_context",
+        "holder",
         "initialized",
+        "repeats",
         "type",
     )
 
@@ -157,6 +159,10 @@ class TrackedResource(ExecutionFrame):
         # An index that finds this record from its object (see file()).
         self.filed_in: dict[int, TrackedResource] | None = None
         self.filed_as = 0
+        # True for a resource whose callback runs again and again (a reader,
+        # a signal handler): a run does not end it, its removal does.
+        self.repeats = False
+        self.holder: _ResourceRef | None = None
 
     def attach(self, resource: object, type_name: str | None = None, *, emit: bool = True) -> None:
         """Name the user's object of this resource and emit ``init`` for it.
@@ -182,6 +188,17 @@ class TrackedResource(ExecutionFrame):
         self.initialized = True
         if emit and _hooks.enabled.init:
             _hooks.emit_init(self.async_id, self.type, self.trigger_async_id, resource)
+
+    def watch(self, holder: object) -> None:
+        """Also end the resource when ``holder`` is collected.
+
+        For what a loop lets go of when the resource is cancelled or removed
+        while the user may still hold the resource itself: uvloop drops a
+        handle's callback at ``cancel()``, and that callback is ours.
+        """
+        ref = _ResourceRef(holder, _collected)
+        ref.async_id = self.async_id
+        self.holder = ref
 
     def pending(self, resource: Callable[[], object]) -> None:
         """Until :meth:`attach` names the object, ``self.resource`` asks ``resource()``."""
@@ -237,6 +254,7 @@ def finish(record: TrackedResource) -> None:
     # of the context here breaks that cycle, so a finished task is freed by
     # reference counting rather than left for the cyclic collector.
     record.context = None
+    record.holder = None  # its collection has nothing left to end
     if live_resources.pop(record.async_id, None) is not None:
         record.unfile()
         if _hooks.enabled.destroy:

@@ -1,4 +1,4 @@
-"""Lifecycle events for servers and transports (``create_server``, ``create_connection``).
+"""Lifecycle events for servers and transports: streams, datagrams, pipes, subprocesses.
 
 Neither asyncio nor uvloop lets anyone see a transport being born, but both
 hand every connection to a protocol made by the caller's factory. So:
@@ -11,7 +11,11 @@ hand every connection to a protocol made by the caller's factory. So:
   ``connection_made`` (trigger: the server, or the code that called
   ``create_connection``), ``before``/``after`` around every protocol
   callback, run with the transport's ids, and ``destroy`` after
-  ``connection_lost``.
+  ``connection_lost``. The same for every other loop method that makes a
+  transport for a protocol of the caller's factory: datagram endpoints,
+  ``connect_accepted_socket``, pipes and subprocesses (whose stdio pipes,
+  connected by asyncio through the same methods, are transports of their
+  own, triggered by the subprocess's caller).
 
 The protocol's callbacks are watched through instance attributes set right
 after the factory returned it (before the loop reads them), and removed
@@ -34,7 +38,8 @@ from ._live import TrackedResource, finish, forget, run_as, track
 
 _patches = Patches()
 
-# Every callback asyncio and uvloop may call on a protocol.
+# Every callback asyncio and uvloop may call on a protocol: streams,
+# buffered streams, datagrams, pipes and subprocesses.
 _PROTOCOL_CALLBACKS = (
     "connection_made",
     "data_received",
@@ -43,8 +48,29 @@ _PROTOCOL_CALLBACKS = (
     "buffer_updated",
     "pause_writing",
     "resume_writing",
+    "datagram_received",
+    "error_received",
+    "pipe_data_received",
+    "pipe_connection_lost",
+    "process_exited",
     "connection_lost",
 )
+
+# The loop methods that make a transport for a protocol of the caller's
+# factory (passed first), besides servers.
+_CONNECTING_METHODS = (
+    "create_connection",
+    "create_unix_connection",
+    "create_datagram_endpoint",
+    "connect_accepted_socket",
+    "connect_read_pipe",
+    "connect_write_pipe",
+    "subprocess_exec",
+    "subprocess_shell",
+)
+
+# The records of open stdlib servers, by id() (a Server stays as asyncio made it).
+_servers: dict[int, TrackedResource] = {}
 
 
 class _ConnectionTracking:
@@ -151,9 +177,9 @@ def _tracked_create_server(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         record.attach(server)
         if isinstance(server, asyncio.base_events.Server):
-            # Its close() emits the destroy; uvloop's C Server takes no
-            # attributes and gets its destroy when collected.
-            server._async_hooks_record = record  # type: ignore[attr-defined]
+            # Its close() emits the destroy; uvloop's C Server has no close
+            # to wrap and gets its destroy when collected.
+            record.file(_servers, server)
         if start_serving:
             await server.start_serving()
         return server
@@ -161,8 +187,8 @@ def _tracked_create_server(original: Callable[..., Any]) -> Callable[..., Any]:
     return create_server
 
 
-def _tracked_create_connection(original: Callable[..., Any]) -> Callable[..., Any]:
-    async def create_connection(
+def _tracked_connect(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def connect(
         self: asyncio.AbstractEventLoop,
         protocol_factory: Callable[[], Any],
         *args: Any,
@@ -173,13 +199,13 @@ def _tracked_create_connection(original: Callable[..., Any]) -> Callable[..., An
         factory = _WatchingFactory(protocol_factory, current_frame.get())
         return await original(self, factory, *args, **kwargs)
 
-    return create_connection
+    return connect
 
 
 def _tracked_server_close(original: Callable[[Any], None]) -> Callable[[Any], None]:
     def close(self: Any) -> None:
         original(self)
-        record = vars(self).pop("_async_hooks_record", None)
+        record = _servers.get(id(self))
         if record is not None:
             finish(record)
 
@@ -191,10 +217,11 @@ def patch_network() -> None:
         return
     for cls in loop_classes():
         _patches.apply(cls, "create_server", _tracked_create_server)
-        _patches.apply(cls, "create_connection", _tracked_create_connection)
         if hasattr(cls, "create_unix_server"):
             _patches.apply(cls, "create_unix_server", _tracked_create_server)
-            _patches.apply(cls, "create_unix_connection", _tracked_create_connection)
+        for name in _CONNECTING_METHODS:
+            if hasattr(cls, name):
+                _patches.apply(cls, name, _tracked_connect)
     _patches.apply(asyncio.base_events.Server, "close", _tracked_server_close)
 
 
