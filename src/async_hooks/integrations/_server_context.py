@@ -136,6 +136,26 @@ def _calls(fn: Callable[[str], Any], value: str, argument: str) -> Any:
         return None
 
 
+def cgi_header_key(header_name: str) -> str:
+    """The CGI spelling of a request header, as WSGI environ and Django's ``META`` hold it.
+
+    ``X-Request-ID`` becomes ``HTTP_X_REQUEST_ID``.
+    """
+    return "HTTP_" + header_name.upper().replace("-", "_")
+
+
+def first_of_list(value: str) -> str:
+    """The first element of a header that the server may have joined from several.
+
+    WSGI servers and Django (under ASGI too) keep one value per header name,
+    so repeated headers arrive joined as ``"first, second"`` (RFC 9110 list
+    syntax). The first one counts, as on ASGI and aiohttp; a valid id never
+    contains a comma, so nothing valid is cut.
+    """
+    first, comma, _ = value.partition(",")
+    return first.strip(" \t") if comma else value
+
+
 # What an id may be once validator and transformer have had their say.
 _SAFE_ID = re.compile(r"[\x21-\x7e]{1,1024}")
 
