@@ -12,7 +12,6 @@ Django never has to put a thread between it and an async view.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import (
     AsyncGenerator,
@@ -47,6 +46,7 @@ from ..propagation import bind_generator
 from ._server_context import (
     RequestContextOptions,
     cgi_header_key,
+    enter_request_id,
     first_of_list,
     request_context,
 )
@@ -113,18 +113,20 @@ class RequestContextMiddleware:
 
     def _respond(self, request: _Request) -> _Response:
         incoming_id, baggage = self._incoming(request)
+        if baggage is None:
+            # The common case. This context is the request's own (see
+            # __call__), so the id is entered for good: nothing to reset.
+            chosen_id = enter_request_id(incoming_id, self._options)
+            return self._with_id(self.get_response(self._showing(request, chosen_id)), chosen_id)
         with request_context(incoming_id, baggage, self._options) as chosen_id:
-            self._show_id(request, chosen_id)
-            response = self.get_response(request)
-            return self._with_id(response, chosen_id)
+            return self._with_id(self.get_response(self._showing(request, chosen_id)), chosen_id)
 
     async def _respond_async(self, request: _Request) -> _Response:
         # No context of our own: the ASGI handler runs each request in its
         # own task, and the request context is reset when the block ends.
         incoming_id, baggage = self._incoming(request)
         with request_context(incoming_id, baggage, self._options) as chosen_id:
-            self._show_id(request, chosen_id)
-            response = await self.get_response(request)
+            response = await self.get_response(self._showing(request, chosen_id))
             return self._with_id(response, chosen_id)
 
     def _incoming(self, request: _Request) -> tuple[str | None, str | None]:
@@ -134,14 +136,16 @@ class RequestContextMiddleware:
             incoming_id = first_of_list(incoming_id)
         return incoming_id, meta.get("HTTP_BAGGAGE")
 
-    def _show_id(self, request: _Request, chosen_id: str) -> None:
-        """Make the request's own headers hold the id used, as in the other middlewares."""
+    def _showing(self, request: _Request, chosen_id: str) -> _Request:
+        """``request``, its own headers made to hold the id used, as in the other middlewares."""
         request.META[self._meta_key] = chosen_id
-        # request.headers is a cached_property read from META: a middleware
-        # before this one may have read it already. Deleting it (what Django
-        # documents for cached_property) makes the next read see META.
-        with contextlib.suppress(AttributeError):  # not read yet: nothing cached
-            del request.headers
+        # request.headers is a cached_property read from META, and a
+        # middleware before this one may have read it already. Django's
+        # cached_property keeps its value in the instance's __dict__ (as
+        # functools' does); dropping it there makes the next read see META,
+        # without the exception a ``del`` of an unread one raises.
+        request.__dict__.pop("headers", None)
+        return request
 
     def _with_id(self, response: _Response, chosen_id: str) -> _Response:
         header_name = self._options.header_name
