@@ -21,6 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from async_hooks.integrations.baggage import encode_baggage
+from async_hooks.propagation import JSON
+
 from ._processes import free_port, stop, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +99,7 @@ def test_a_sync_view_sees_the_id_and_so_do_its_pool_and_async_to_sync(server: Se
         "store": "dj-sync",
         "header": "dj-sync",
         "leftover": None,
+        "region": None,
         "pool": "dj-sync",
         "async_to_sync": ["dj-sync", "from-sync"],
     }
@@ -109,11 +113,13 @@ def test_an_async_view_sees_the_id_across_asgirefs_bridges(server: Server) -> No
         "store": "dj-async",
         "header": "dj-async",
         "leftover": None,
+        "region": None,
         "pool": "dj-async",
         "executor": "dj-async",
         "sync_to_async": ["dj-async", "from-async"],
         "sync_to_async_threads": ["dj-async", "from-async"],
         "round_trip": ["dj-async", "from-sync"],
+        "after_sync_to_async": "entered-in-sync",
     }
     assert "INFO [dj-async] shop: in the async view" in server.lines()
 
@@ -138,6 +144,21 @@ def test_a_missing_invalid_or_repeated_id(server: Server, view: str) -> None:
     repeated = server.get(f"/{view}", [("X-Request-ID", "first"), ("X-Request-ID", "second")])
     assert repeated.headers["x-request-id"] == "first"
     assert repeated.json()["header"] == "first"
+
+
+@pytest.mark.parametrize("view", ["sync", "async"])
+def test_baggage_enters_the_stores_declared_to_cross(server: Server, view: str) -> None:
+    baggage = encode_baggage({"shop.region": JSON.dumps("eu-west"), "vendor": "x"})
+    response = server.get(f"/{view}", {"baggage": f"{baggage},bad key=1", "X-Request-ID": "bg-1"})
+    assert response.json()["region"] == "eu-west"
+    assert response.json()["pool"] == "bg-1"
+    # Decoded before the request id is chosen (as for every server): no id on it.
+    assert any(
+        line.startswith("WARNING [-] async_hooks.integrations: Ignored part of a baggage header")
+        and "'bad key'" in line
+        for line in server.lines()
+    )
+    assert server.get(f"/{view}").json()["region"] is None
 
 
 @pytest.mark.parametrize("view", ["sync", "async"])

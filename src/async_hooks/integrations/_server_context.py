@@ -15,9 +15,11 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _storage
 from .._policy import Crossing
 from .._validation import require_callable
 from ..errors import InvalidArgValueError
@@ -180,20 +182,28 @@ def request_context(
         yield chosen_id
 
 
-def enter_request_id(incoming_id: str | None, options: RequestContextOptions) -> str:
-    """Enter the request's id for the rest of the current context; returns it.
+def enter_request_id(
+    incoming_id: str | None, options: RequestContextOptions
+) -> tuple[str, Token[str | None]]:
+    """Enter the request's id; returns it, and the token that ends it (``reset_request_id``).
 
-    ``request_context`` without baggage and without its end, for a caller
-    that runs each request in a context of its own (a fresh copy), where
-    nothing needs resetting: it saves the context manager's generator, which
-    costs more than the rest of this. A refused incoming id is reported once
-    the replacement is entered.
+    ``request_context`` for a request without baggage, without the context
+    manager's generator, which costs more than the rest of this: for the
+    hot path of a middleware. A caller that runs each request in a context
+    of its own (a fresh copy) may drop the token, as nothing outlives that
+    context. A refused incoming id is reported once the replacement is
+    entered, so that the report is logged in the request's context.
     """
     chosen_id, rejection = choose_request_id(incoming_id, options)
-    request_id.enter_with(chosen_id)
+    token = _storage._set(request_id, chosen_id)
     if rejection is not None:
         options.rejected_id(*rejection, chosen_id)
-    return chosen_id
+    return chosen_id, token
+
+
+def reset_request_id(token: Token[str | None]) -> None:
+    """End what ``enter_request_id`` entered."""
+    _storage._reset(request_id, token)
 
 
 def _baggage_members(baggage: str) -> dict[str, str]:

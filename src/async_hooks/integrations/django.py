@@ -49,6 +49,7 @@ from ._server_context import (
     enter_request_id,
     first_of_list,
     request_context,
+    reset_request_id,
 )
 
 __all__ = ["RequestContextMiddleware"]
@@ -116,7 +117,7 @@ class RequestContextMiddleware:
         if baggage is None:
             # The common case. This context is the request's own (see
             # __call__), so the id is entered for good: nothing to reset.
-            chosen_id = enter_request_id(incoming_id, self._options)
+            chosen_id, _ = enter_request_id(incoming_id, self._options)
             return self._with_id(self.get_response(self._showing(request, chosen_id)), chosen_id)
         with request_context(incoming_id, baggage, self._options) as chosen_id:
             return self._with_id(self.get_response(self._showing(request, chosen_id)), chosen_id)
@@ -125,6 +126,14 @@ class RequestContextMiddleware:
         # No context of our own: the ASGI handler runs each request in its
         # own task, and the request context is reset when the block ends.
         incoming_id, baggage = self._incoming(request)
+        if baggage is None:
+            # The common case, without request_context's generator.
+            chosen_id, token = enter_request_id(incoming_id, self._options)
+            try:
+                response = await self.get_response(self._showing(request, chosen_id))
+                return self._with_id(response, chosen_id)
+            finally:
+                reset_request_id(token)
         with request_context(incoming_id, baggage, self._options) as chosen_id:
             response = await self.get_response(self._showing(request, chosen_id))
             return self._with_id(response, chosen_id)

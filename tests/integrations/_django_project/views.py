@@ -21,13 +21,16 @@ from django.http import (  # type: ignore[import-untyped]  # Django ships no typ
     StreamingHttpResponse,
 )
 
-from async_hooks import AsyncLocalStorage
+from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.integrations.request_id import request_id
+from async_hooks.propagation import JSON
 
 log = logging.getLogger("shop")
 
 # A store a failing view enters and never leaves: no later request may see it.
 leftover = AsyncLocalStorage[str](name="leftover")
+# Declared to cross to other services: a W3C baggage header may set it.
+region = AsyncLocalStorage[str](name="shop.region", crosses=Crossing.REMOTE, serializer=JSON)
 # A store entered on one side of an asgiref bridge and read on the other.
 tenant = AsyncLocalStorage[str](name="tenant")
 
@@ -48,6 +51,7 @@ def _seen(request: Any) -> dict[str, Any]:
         "store": request_id.get_store(),
         "header": _header(request),
         "leftover": leftover.get_store(),
+        "region": region.get_store(),
         "pool": POOL.submit(request_id.get_store).result(),
     }
 
@@ -83,6 +87,9 @@ async def async_view(request: Any) -> JsonResponse:
         seen["sync_to_async_threads"] = await sync_to_async(_read_sync, thread_sensitive=False)()
     # And back: sync code enters a store, async code it calls sees it.
     seen["round_trip"] = await sync_to_async(_sync_enters_async_reads)()
+    # asgiref copies what the sync side changed back into the caller's context.
+    await sync_to_async(tenant.enter_with)("entered-in-sync")
+    seen["after_sync_to_async"] = tenant.get_store()
     return JsonResponse(seen)
 
 
