@@ -247,11 +247,12 @@ async def async_view(request):
     return HttpResponse()
 
 
-# What Django reads to call the middleware as a coroutine function, or not.
-import inspect
+# What Django reads to call the middleware as a coroutine function, or not
+# (asgiref's check: inspect's own knows the marker from 3.12 on only).
+from asgiref.sync import iscoroutinefunction
 out["coroutine"] = [
-    inspect.iscoroutinefunction(RequestContextMiddleware(async_view)),
-    inspect.iscoroutinefunction(RequestContextMiddleware(lambda request: HttpResponse())),
+    iscoroutinefunction(RequestContextMiddleware(async_view)),
+    iscoroutinefunction(RequestContextMiddleware(lambda request: HttpResponse())),
 ]
 out["setup"] = [
     type(setup(get_asgi_application(), logging=False, install=False)).__module__,
