@@ -36,4 +36,5 @@ if os.environ.get("ASYNC_HOOKS_TEST_DJANGO_OPTIONS") == "custom":
         # A dotted path and a callable: settings may give either.
         "validator": "tests.integrations._django_project.ids.uuid_only",
         "transformer": str.lower,
+        "generate_id": "tests.integrations._django_project.ids.numbered_id",
     }
