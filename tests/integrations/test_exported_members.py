@@ -33,6 +33,7 @@ EXPORTS = {
         "parent_task_id",
         "task_id",
     ],
+    "django": ["RequestContextMiddleware"],
     "gevent": ["ContextGreenlet", "greenlet_in_context", "spawn", "spawn_later"],
     "httpx": ["add_context_headers", "add_context_headers_async", "instrument_httpx"],
     "logging": ["StoreFilter"],

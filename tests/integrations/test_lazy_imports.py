@@ -26,8 +26,10 @@ MODULES = [
 # Every library of an extra, and the frameworks the tests use.
 OPTIONAL = [
     "aiohttp",
+    "asgiref",
     "blinker",
     "celery",
+    "django",
     "fastapi",
     "flask",
     "gevent",
@@ -48,14 +50,31 @@ OPTIONAL = [
 
 PROGRAM = f"""
 import importlib, json, sys
-for name in {MODULES!r}:
+for name in sys.argv[1:]:
     importlib.import_module(name)
 print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & set({OPTIONAL!r}))))
 """
 
 
-def test_integrations_import_no_optional_library() -> None:
+def optional_libraries_imported_by(*modules: str) -> list[str]:
     result = subprocess.run(
-        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", PROGRAM, *modules],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
-    assert json.loads(result.stdout) == []
+    imported: list[str] = json.loads(result.stdout)
+    return imported
+
+
+def test_integrations_import_no_optional_library() -> None:
+    assert optional_libraries_imported_by(*MODULES) == []
+
+
+def test_an_integration_imports_its_own_library_only() -> None:
+    # Django brings asgiref; the middleware needs nothing of the other servers.
+    assert optional_libraries_imported_by("async_hooks.integrations.django") == [
+        "asgiref",
+        "django",
+    ]

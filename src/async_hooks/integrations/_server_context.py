@@ -15,9 +15,11 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _storage
 from .._policy import Crossing
 from .._validation import require_callable
 from ..errors import InvalidArgValueError
@@ -136,6 +138,26 @@ def _calls(fn: Callable[[str], Any], value: str, argument: str) -> Any:
         return None
 
 
+def cgi_header_key(header_name: str) -> str:
+    """The CGI spelling of a request header, as WSGI environ and Django's ``META`` hold it.
+
+    ``X-Request-ID`` becomes ``HTTP_X_REQUEST_ID``.
+    """
+    return "HTTP_" + header_name.upper().replace("-", "_")
+
+
+def first_of_list(value: str) -> str:
+    """The first element of a header that the server may have joined from several.
+
+    WSGI servers and Django (under ASGI too) keep one value per header name,
+    so repeated headers arrive joined as ``"first, second"`` (RFC 9110 list
+    syntax). The first one counts, as on ASGI and aiohttp; a valid id never
+    contains a comma, so nothing valid is cut.
+    """
+    first, comma, _ = value.partition(",")
+    return first.strip(" \t") if comma else value
+
+
 # What an id may be once validator and transformer have had their say.
 _SAFE_ID = re.compile(r"[\x21-\x7e]{1,1024}")
 
@@ -158,6 +180,30 @@ def request_context(
         return
     with enter_carrier(_baggage_members(baggage), incoming_id, options) as chosen_id:
         yield chosen_id
+
+
+def enter_request_id(
+    incoming_id: str | None, options: RequestContextOptions
+) -> tuple[str, Token[str | None]]:
+    """Enter the request's id; returns it, and the token that ends it (``reset_request_id``).
+
+    ``request_context`` for a request without baggage, without the context
+    manager's generator, which costs more than the rest of this: for the
+    hot path of a middleware. A caller that runs each request in a context
+    of its own (a fresh copy) may drop the token, as nothing outlives that
+    context. A refused incoming id is reported once the replacement is
+    entered, so that the report is logged in the request's context.
+    """
+    chosen_id, rejection = choose_request_id(incoming_id, options)
+    token = _storage._set(request_id, chosen_id)
+    if rejection is not None:
+        options.rejected_id(*rejection, chosen_id)
+    return chosen_id, token
+
+
+def reset_request_id(token: Token[str | None]) -> None:
+    """End what ``enter_request_id`` entered."""
+    _storage._reset(request_id, token)
 
 
 def _baggage_members(baggage: str) -> dict[str, str]:

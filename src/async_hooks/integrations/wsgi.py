@@ -21,7 +21,12 @@ from types import TracebackType
 from typing import TypeAlias
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from ._server_context import RequestContextOptions, request_context
+from ._server_context import (
+    RequestContextOptions,
+    cgi_header_key,
+    first_of_list,
+    request_context,
+)
 from .request_id import DEFAULT_HEADER, is_valid_request_id, new_request_id
 
 __all__ = ["RequestContextMiddleware"]
@@ -68,8 +73,7 @@ class RequestContextMiddleware:
             transformer=transformer,
             read_baggage=read_baggage,
         )
-        # CGI spelling of the header in environ: X-Request-ID -> HTTP_X_REQUEST_ID.
-        self._environ_key = "HTTP_" + header_name.upper().replace("-", "_")
+        self._environ_key = cgi_header_key(header_name)
         self._header_lower = header_name.lower()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -82,7 +86,7 @@ class RequestContextMiddleware:
         scope = ExitStack()
         incoming_id = environ.get(self._environ_key)
         if incoming_id is not None:
-            incoming_id = _first_of_list(incoming_id)
+            incoming_id = first_of_list(incoming_id)
         chosen_id = scope.enter_context(
             request_context(incoming_id, environ.get("HTTP_BAGGAGE"), self._options)
         )
@@ -113,18 +117,6 @@ class RequestContextMiddleware:
             return start_response(status, headers, exc_info)
 
         return start_response_with_id
-
-
-def _first_of_list(value: str) -> str:
-    """The first element of a header that the server may have joined from several.
-
-    WSGI has one environ key per header, so servers join repeated headers as
-    ``"first, second"`` (RFC 9110 list syntax). The first one counts, as on
-    ASGI and aiohttp; a valid id never contains a comma, so nothing valid is
-    cut.
-    """
-    first, comma, _ = value.partition(",")
-    return first.strip(" \t") if comma else value
 
 
 class _ResponseInContext:
