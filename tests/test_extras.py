@@ -21,6 +21,7 @@ NEEDS = [
     ("async_hooks.integrations.httpx", "httpx", "httpx", "httpx"),
     ("async_hooks.integrations.requests", "requests", "requests", "requests"),
     ("async_hooks.integrations.celery", "celery", "celery", "celery"),
+    ("async_hooks.integrations.rq", "rq", "rq", "rq"),
     ("async_hooks.integrations.pyee", "pyee", "pyee", "pyee"),
     ("async_hooks.integrations.blinker", "blinker", "blinker", "blinker"),
     ("async_hooks.integrations.gevent", "gevent", "gevent", "gevent"),

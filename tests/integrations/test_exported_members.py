@@ -64,6 +64,15 @@ EXPORTS = {
         "request_id",
     ],
     "requests": ["ContextAdapter", "instrument_requests"],
+    "rq": [
+        "ContextJob",
+        "PARENT_JOB_ID_META_KEY",
+        "REQUEST_ID_META_KEY",
+        "STORES_META_KEY",
+        "context_meta",
+        "job_id",
+        "parent_job_id",
+    ],
     "structlog": ["StoreProcessor"],
     "wsgi": ["RequestContextMiddleware"],
 }

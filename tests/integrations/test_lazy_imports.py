@@ -38,6 +38,7 @@ OPTIONAL = [
     "pyee",
     "pythonjsonlogger",
     "requests",
+    "rq",
     "starlette",
     "structlog",
     "trio",
