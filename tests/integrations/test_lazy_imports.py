@@ -28,6 +28,7 @@ OPTIONAL = [
     "aiohttp",
     "blinker",
     "celery",
+    "dramatiq",
     "fastapi",
     "flask",
     "gevent",

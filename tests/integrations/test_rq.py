@@ -208,9 +208,15 @@ def test_the_job_meta_holds_only_what_crosses_remote(broker_url: str) -> None:
         assert context_meta() == {}
     queue = Queue("unused", connection=redis.Redis.from_url(broker_url), job_class=ContextJob)
     with jobs.tenant.with_scope("acme"), request_id.with_scope("req-9"):
-        job = queue.enqueue(jobs.read_context, "-", meta={"mine": 1, REQUEST_ID_META_KEY: "req-mine"})
+        job = queue.enqueue(
+            jobs.read_context, "-", meta={"mine": 1, REQUEST_ID_META_KEY: "req-mine"}
+        )
     # What the caller put in meta wins; the rest is ours.
-    assert job.meta == {STORES_META_KEY: {"rq_tenant": '"acme"'}, REQUEST_ID_META_KEY: "req-mine", "mine": 1}
+    assert job.meta == {
+        STORES_META_KEY: {"rq_tenant": '"acme"'},
+        REQUEST_ID_META_KEY: "req-mine",
+        "mine": 1,
+    }
     assert Job.fetch(job.id, connection=queue.connection).meta == job.meta
     with job_id.with_scope("running-job"):
         assert context_meta() == {PARENT_JOB_ID_META_KEY: "running-job"}
