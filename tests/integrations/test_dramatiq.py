@@ -8,6 +8,7 @@ report what they see onto Redis lists (``_dramatiq_app.report``).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import itertools
 import json
@@ -20,6 +21,8 @@ from typing import Any
 
 import dramatiq
 import pytest
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AsyncIO
 from opentelemetry import trace
 from opentelemetry.context import Context
 
@@ -261,6 +264,34 @@ def test_an_unserializable_store_fails_the_send_and_names_the_store(actors: Modu
         pytest.raises(StoreSerializationError, match="dramatiq_strict"),
     ):
         actors.read_context.send("-")
+
+
+def test_an_async_actor_sees_the_stores_and_leaks_nothing(actors: ModuleType) -> None:
+    # Dramatiq runs async actors on the AsyncIO middleware's loop thread, in
+    # a task made from a copy of the worker thread's context: in process
+    # here, on a StubBroker.
+    broker = StubBroker()
+    broker.add_middleware(AsyncIO())
+    broker.add_middleware(ContextMiddleware())
+    seen: list[tuple[str | None, str | None]] = []
+
+    async def read_and_set() -> None:
+        await asyncio.sleep(0)
+        seen.append((actors.tenant.get_store(), actors.plain_var.get()))
+        actors.plain_var.set("set by the actor")
+
+    actor = dramatiq.actor(broker=broker, actor_name="async_read_and_set")(read_and_set)
+    with actors.tenant.with_scope("acme"):
+        actor.send()
+    actor.send()
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        broker.join(actor.queue_name)
+        worker.join()
+    finally:
+        worker.stop()
+    assert seen == [("acme", None), (None, None)]
 
 
 def test_context_middleware_is_a_dramatiq_middleware() -> None:
