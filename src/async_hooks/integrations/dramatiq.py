@@ -2,7 +2,8 @@
 
 A Dramatiq worker thread processes message after message in one context, so
 a ``ContextVar`` set by one actor call is still set when the next message
-starts on that thread. ``ContextMiddleware`` closes both gaps:
+starts on that thread; and nothing of the sender's context reaches any
+worker. ``ContextMiddleware`` closes both gaps:
 
 * when a message is enqueued (``send``, ``send_with_options``, retries,
   pipelines, groups), the stores whose policy includes ``Crossing.REMOTE``

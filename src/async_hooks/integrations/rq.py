@@ -1,8 +1,9 @@
 """RQ: declared stores travel with each job and live exactly as long as its run.
 
-An RQ ``SimpleWorker`` (and the worker pool's) runs job after job in one
-thread, in one context, so a ``ContextVar`` set by one job is still set when
-the next one starts. ``ContextJob`` closes both gaps:
+An RQ ``SimpleWorker`` runs job after job in one thread, in one context, so
+a ``ContextVar`` set by one job is still set when the next one starts; and
+nothing of the enqueuer's context reaches any worker. ``ContextJob`` closes
+both gaps:
 
 * when a job is created (``Queue.enqueue``, ``enqueue_call``, ``enqueue_at``,
   ``enqueue_in``, ``enqueue_many``, dependents), the stores whose policy
