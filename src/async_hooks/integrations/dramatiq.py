@@ -90,7 +90,9 @@ class _SendError(StoreSerializationError, MiddlewareError):
 
     Dramatiq logs and swallows what a ``before_enqueue`` hook raises, unless
     it is a ``MiddlewareError``; the sender must learn that its stores did
-    not serialize, and catches it as ``StoreSerializationError``.
+    not serialize, and catches it as ``StoreSerializationError``. It lives
+    here rather than in ``errors.py`` because it needs Dramatiq's class, and
+    no user names it.
     """
 
 
@@ -99,10 +101,10 @@ def context_options() -> dict[str, Any]:
 
     ``{STORES_OPTION: {store name: serialized value}}`` for the stores that
     cross ``Crossing.REMOTE`` and have a value here, ``{REQUEST_ID_OPTION:
-    id}`` when a request id is current, and ``{PARENT_MESSAGE_ID_OPTION: id}`` inside
-    an actor call; empty when there is nothing to carry. A store whose
-    serializer fails raises ``StoreSerializationError`` (or warns, per its
-    ``on_serialize_error``).
+    id}`` when a request id is current, and ``{PARENT_MESSAGE_ID_OPTION:
+    id}`` inside an actor call; empty when there is nothing to carry. A
+    store whose serializer fails raises ``StoreSerializationError`` (or
+    warns, per its ``on_serialize_error``).
     """
     # Options are encoded with the message as a whole: the stores go as a dict.
     options: dict[str, Any] = outgoing_carrier(STORES_OPTION, REQUEST_ID_OPTION, dict)

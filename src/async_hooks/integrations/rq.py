@@ -76,10 +76,9 @@ def context_meta() -> dict[str, Any]:
     ``{STORES_META_KEY: {store name: serialized value}}`` for the stores
     that cross ``Crossing.REMOTE`` and have a value here,
     ``{REQUEST_ID_META_KEY: id}`` when a request id is current, and
-    ``{PARENT_JOB_ID_META_KEY: id}`` inside a
-    ``ContextJob``'s run; empty when there is nothing to carry. A store whose
-    serializer fails raises ``StoreSerializationError`` (or warns, per its
-    ``on_serialize_error``).
+    ``{PARENT_JOB_ID_META_KEY: id}`` inside a ``ContextJob``'s run; empty
+    when there is nothing to carry. A store whose serializer fails raises
+    ``StoreSerializationError`` (or warns, per its ``on_serialize_error``).
     """
     # RQ serializes meta as a whole (pickle or JSON): the stores go as a dict.
     meta: dict[str, Any] = outgoing_carrier(STORES_META_KEY, REQUEST_ID_META_KEY, dict)
