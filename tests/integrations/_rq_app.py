@@ -18,6 +18,7 @@ import redis
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from rq import Queue, Retry
+from rq.job import Job
 
 from async_hooks import AsyncLocalStorage, Crossing
 from async_hooks.integrations.opentelemetry import opentelemetry_context
@@ -113,3 +114,16 @@ def read_span(token: str) -> None:
 
 
 RETRY_ONCE = Retry(max=1)
+
+
+# -- callbacks: RQ calls them with the job, then the result or the exception ----------
+
+
+def report_success(job: Job, connection: redis.Redis, result: Any) -> None:
+    report(job.args[0], callback="success")
+    plain_var.set("set by a callback")
+
+
+def report_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
+    report(job.args[0], callback="failure")
+    plain_var.set("set by a callback")

@@ -20,7 +20,7 @@ import pytest
 import redis
 from opentelemetry import trace
 from opentelemetry.context import Context
-from rq import Queue
+from rq import Callback, Queue
 from rq.job import Job
 
 from async_hooks import AsyncLocalStorage, Crossing
@@ -41,6 +41,8 @@ from . import _rq_app as jobs
 from ._processes import TESTS_DIR, start_redis, start_worker, stop, wait_until, worker_env
 
 REPORT_TIMEOUT = 10
+SUCCESS = Callback(jobs.report_success)
+FAILURE = Callback(jobs.report_failure)
 _tokens = itertools.count()
 
 # Declared here only: the worker does not know it (it never gets a value).
@@ -158,6 +160,25 @@ def test_a_job_enqueued_by_a_job_carries_the_context_and_its_parent(worker: Path
     assert (child["tenant"], child["request_id"]) == ("acme", "req-child")
     assert child["parent_job_id"] == parent["job_id"]
     assert child["job_id"] != parent["job_id"]
+
+
+def test_the_callbacks_run_in_the_context_the_job_started_in(worker: Path) -> None:
+    with jobs.tenant.with_scope("acme"), request_id.with_scope("req-callback"):
+        succeeded = enqueue(jobs.set_everything, "set by the job", on_success=SUCCESS)
+        failed = enqueue(jobs.set_everything_and_fail, "set by the job", on_failure=FAILURE)
+    for token, callback in [(succeeded, "success"), (failed, "failure")]:
+        body, seen = reports(token, count=2)
+        assert body["plain_var"] == "set by the job"
+        # Not what the body set: the stores as the job arrived, and the run's ids.
+        assert (seen["callback"], seen["tenant"], seen["request_id"], seen["plain_var"]) == (
+            callback,
+            "acme",
+            "req-callback",
+            None,
+        )
+        assert seen["job_id"] == body["job_id"]
+    # And what a callback sets stays in it.
+    assert run(jobs.read_context)["plain_var"] is None
 
 
 @pytest.mark.parametrize(

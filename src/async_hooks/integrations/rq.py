@@ -12,7 +12,8 @@ both gaps:
   them;
 * in the worker, each run of the job happens in a fresh copy of the worker's
   context with those stores entered: whatever the job sets is gone when it
-  returns or raises.
+  returns or raises. Its callbacks (``on_success``, ``on_failure``) run in
+  fresh copies of the context the job started in.
 
 Use it as the job class on both sides, RQ's own extension point::
 
@@ -32,8 +33,10 @@ regardless.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextvars import copy_context
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from contextvars import Context, copy_context
 from typing import Any
 
 from .._extras import missing_extra
@@ -104,6 +107,37 @@ class ContextJob(rq.job.Job):
             job.meta = {**carried, **job.meta}
         return job
 
+    # The context in which this run's callbacks (on_success, on_failure,
+    # on_stopped) run, a fresh copy each: the worker's, with the carrier
+    # entered, as the body found it. Set when the body starts; None before.
+    _callback_context: Context | None = None
+
+    @property
+    def success_callback(self) -> Any:
+        return self._in_run_context(super().success_callback)
+
+    @property
+    def failure_callback(self) -> Any:
+        return self._in_run_context(super().failure_callback)
+
+    @property
+    def stopped_callback(self) -> Any:
+        # Runs in the main worker process after its work horse was killed,
+        # where this job never ran: there it gets the worker's context.
+        return self._in_run_context(super().stopped_callback)
+
+    def _in_run_context(self, callback: Callable[..., Any] | None) -> Any:
+        context = self._callback_context
+        # RQ refuses coroutine callbacks by inspecting them: left as they are.
+        if callback is None or context is None or inspect.iscoroutinefunction(callback):
+            return callback
+
+        @functools.wraps(callback)
+        def in_run_context(*args: Any, **kwargs: Any) -> Any:
+            return context.copy().run(callback, *args, **kwargs)
+
+        return in_run_context
+
     def perform(self) -> Any:
         # A fresh copy per run, also for a retry of this same job in this
         # same worker: nothing one run sets reaches the next.
@@ -125,4 +159,7 @@ class ContextJob(rq.job.Job):
         with enter_worker_carrier(
             meta.get(STORES_META_KEY), meta.get(REQUEST_ID_META_KEY), run=run, place=_PLACE
         ):
+            # A snapshot (contexts are immutable mappings): what the body
+            # sets later is not in it.
+            self._callback_context = copy_context()
             return super().perform()
