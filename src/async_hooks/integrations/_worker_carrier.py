@@ -50,7 +50,7 @@ class WorkerRun:
         return None
 
     def skipped(self, name: str, crossing: Crossing, error: Exception | None) -> None:
-        warn_skipped(name, crossing, error)
+        warn_skipped(name, crossing, error, receiver=self._run)
 
     def rejected_id(self, value: object, from_header: bool, replacement: str | None) -> None:
         warnings.warn(
