@@ -46,6 +46,14 @@ try:
 except ImportError as error:
     raise missing_extra(__name__, "dramatiq", extra="dramatiq") from error
 
+if not hasattr(dramatiq.Middleware, "after_worker_thread_boot"):
+    # Added in Dramatiq 1.17; without it a message could not be processed in
+    # a context of its own, and bare ContextVars would leak between messages.
+    raise ImportError(
+        f"{__name__} needs dramatiq 1.17 or later: pip install 'async-hooks[dramatiq]'",
+        name="dramatiq",
+    )
+
 from .._storage import AsyncLocalStorage
 from ..errors import StoreSerializationError
 from ._carrier import outgoing_carrier
