@@ -22,6 +22,8 @@ NEEDS = [
     ("async_hooks.integrations.requests", "requests", "requests", "requests"),
     ("async_hooks.integrations.celery", "celery", "celery", "celery"),
     ("async_hooks.integrations.django", "django", "django", "django"),
+    ("async_hooks.integrations.rq", "rq", "rq", "rq"),
+    ("async_hooks.integrations.dramatiq", "dramatiq", "dramatiq", "dramatiq"),
     ("async_hooks.integrations.pyee", "pyee", "pyee", "pyee"),
     ("async_hooks.integrations.blinker", "blinker", "blinker", "blinker"),
     ("async_hooks.integrations.gevent", "gevent", "gevent", "gevent"),

@@ -392,8 +392,15 @@ def load_carrier(
     return values
 
 
-def warn_skipped(name: object, crossing: Crossing, error: Exception | None) -> None:
-    """Report a skipped carrier member with a ``StoreSerializationWarning``."""
+def warn_skipped(
+    name: object, crossing: Crossing, error: Exception | None, *, receiver: str | None = None
+) -> None:
+    """Report a skipped carrier member with a ``StoreSerializationWarning``.
+
+    ``receiver``, when given, names what received the carrier (a task's
+    run) at the start of the message, so that each receiver's warning has a
+    text of its own: Python shows a repeated text only once per place.
+    """
     if error is None:
         store = live_stores.declared(name) if isinstance(name, str) else None
         missing = "no live store" if store is None else "no store declared to cross it"
@@ -402,7 +409,8 @@ def warn_skipped(name: object, crossing: Crossing, error: Exception | None) -> N
         reason = f"the value for AsyncLocalStorage {name!r} does not load: {error}"
     # stacklevel: point at the `with import_stores(...)` line of the caller
     # (this function, load_carrier, _ImportedStores.__enter__, that line).
-    warnings.warn(StoreSerializationWarning(f"Store skipped: {reason}"), stacklevel=4)
+    prefix = "" if receiver is None else f"{receiver}: "
+    warnings.warn(StoreSerializationWarning(f"{prefix}Store skipped: {reason}"), stacklevel=4)
 
 
 def enter_stores(values: Mapping[AsyncLocalStorage[Any], Any]) -> AbstractContextManager[None]:

@@ -1,4 +1,4 @@
-"""Real servers for the integration tests: Redis and a Celery worker on 127.0.0.1.
+"""Real servers for the integration tests: Redis, and Celery, RQ and Dramatiq workers on 127.0.0.1.
 
 Each helper starts a subprocess, waits until it answers, and gives back
 what the tests need to talk to it; ``stop`` ends it (politely first).
@@ -82,19 +82,31 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str]:
     pytest.fail("redis-server did not start on any of three ports")
 
 
-def start_celery_worker(
-    app_module: str, broker_url: str, log_path: Path, *, pool: str = "solo"
-) -> subprocess.Popen[bytes]:
-    """``celery worker`` for ``app_module`` (importable from tests/), one process, one slot."""
-    env = {
+def worker_env(broker_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker: the broker's URL, tests/ importable, ``extra`` on top."""
+    return {
         **os.environ,
         "ASYNC_HOOKS_TEST_BROKER": broker_url,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])),
+        **extra,
     }
-    command = [sys.executable, "-m", "celery", "-A", app_module, "worker"]
-    command += ["--pool", pool, "--concurrency", "1", "--loglevel", "WARNING"]
-    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+
+def start_worker(
+    command: list[str], env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """``command`` run from tests/, its stdout and stderr both in ``log_path``."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
             command, cwd=TESTS_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
         )
+
+
+def start_celery_worker(
+    app_module: str, broker_url: str, log_path: Path, *, pool: str = "solo"
+) -> subprocess.Popen[bytes]:
+    """``celery worker`` for ``app_module`` (importable from tests/), one process, one slot."""
+    command = [sys.executable, "-m", "celery", "-A", app_module, "worker"]
+    command += ["--pool", pool, "--concurrency", "1", "--loglevel", "WARNING"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return start_worker(command, worker_env(broker_url), log_path)

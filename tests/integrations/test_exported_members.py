@@ -34,6 +34,15 @@ EXPORTS = {
         "task_id",
     ],
     "django": ["RequestContextMiddleware"],
+    "dramatiq": [
+        "ContextMiddleware",
+        "PARENT_MESSAGE_ID_OPTION",
+        "REQUEST_ID_OPTION",
+        "STORES_OPTION",
+        "context_options",
+        "message_id",
+        "parent_message_id",
+    ],
     "gevent": ["ContextGreenlet", "greenlet_in_context", "spawn", "spawn_later"],
     "httpx": ["add_context_headers", "add_context_headers_async", "instrument_httpx"],
     "logging": ["StoreFilter"],
@@ -65,6 +74,15 @@ EXPORTS = {
         "request_id",
     ],
     "requests": ["ContextAdapter", "instrument_requests"],
+    "rq": [
+        "ContextJob",
+        "PARENT_JOB_ID_META_KEY",
+        "REQUEST_ID_META_KEY",
+        "STORES_META_KEY",
+        "context_meta",
+        "job_id",
+        "parent_job_id",
+    ],
     "structlog": ["StoreProcessor"],
     "wsgi": ["RequestContextMiddleware"],
 }
@@ -116,8 +134,8 @@ def test_private_modules_have_no_all() -> None:
         for info in pkgutil.iter_modules(async_hooks.integrations.__path__)
         if info.name.startswith("_")
     ]
-    # _extras, _carrier, _fields, _otel_context, _server_context, _setup
-    assert len(private) == 6
+    # _extras, _carrier, _fields, _otel_context, _server_context, _setup, _worker_carrier
+    assert len(private) == 7
     for name in private:
         assert not hasattr(importlib.import_module(name), "__all__"), name
 

@@ -2,8 +2,10 @@
 
 The request-id header (through the ASGI and WSGI middlewares, called as a
 server calls them), the ``baggage`` header (the codec and the middlewares)
-and Celery's message headers (through a ``ContextTask`` run as a worker runs
-it). Whatever arrives, the only outcomes are the documented ones: a value
+and the carriers of task queues: Celery's message headers (through a
+``ContextTask`` run as a worker runs it), RQ's job meta (a ``ContextJob``
+performed) and Dramatiq's message options (``ContextMiddleware`` around a
+message). Whatever arrives, the only outcomes are the documented ones: a value
 used, or a value left out with one warning (a log line from servers, a
 ``StoreSerializationWarning`` from Celery); never an exception.
 """
@@ -18,7 +20,11 @@ from contextlib import contextmanager
 from typing import Any
 from wsgiref.types import StartResponse
 
+import dramatiq
+import redis
 from celery import Celery  # type: ignore[import-untyped]  # celery ships no types
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.stub import StubBroker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +38,21 @@ from async_hooks.integrations.baggage import (
     encode_baggage,
 )
 from async_hooks.integrations.celery import REQUEST_ID_HEADER, STORES_HEADER, ContextTask
+from async_hooks.integrations.dramatiq import (
+    PARENT_MESSAGE_ID_OPTION,
+    REQUEST_ID_OPTION,
+    STORES_OPTION,
+    ContextMiddleware,
+    parent_message_id,
+)
 from async_hooks.integrations.request_id import is_valid_request_id, request_id
+from async_hooks.integrations.rq import (
+    PARENT_JOB_ID_META_KEY,
+    REQUEST_ID_META_KEY,
+    STORES_META_KEY,
+    ContextJob,
+    parent_job_id,
+)
 from async_hooks.integrations.wsgi import RequestContextMiddleware as WsgiMiddleware
 from async_hooks.propagation import JSON
 
@@ -219,3 +239,64 @@ def test_a_task_runs_whatever_headers_arrive(stores: Any, header_id: Any) -> Non
         assert chosen == header_id
     assert all(issubclass(w.category, StoreSerializationWarning) for w in caught)
     assert request_id.get_store() is None
+
+
+def _present(*pairs: tuple[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in pairs if value is not None}
+
+
+def _check_outcome(
+    caught: list[warnings.WarningMessage], chosen: str | None, header_id: Any, parent: str | None
+) -> None:
+    assert chosen is None or is_valid_request_id(chosen)
+    if isinstance(header_id, str) and is_valid_request_id(header_id):
+        assert chosen == header_id
+    assert parent is None or is_valid_request_id(parent)
+    assert all(issubclass(w.category, StoreSerializationWarning) for w in caught)
+    assert request_id.get_store() is None
+
+
+def seen_in_job() -> tuple[str | None, str | None]:
+    return request_id.get_store(), parent_job_id.get_store()
+
+
+# Never connected to: creating and performing a job in place talks to no Redis.
+_rq_connection = redis.Redis(host="127.0.0.1", port=1)
+
+
+@given(st.none() | stores_header, st.none() | json_values, st.none() | json_values)
+def test_an_rq_job_runs_whatever_meta_arrives(stores: Any, header_id: Any, parent: Any) -> None:
+    meta = _present(
+        (STORES_META_KEY, stores),
+        (REQUEST_ID_META_KEY, header_id),
+        (PARENT_JOB_ID_META_KEY, parent),
+    )
+    job = ContextJob.create(seen_in_job, connection=_rq_connection, meta=meta)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chosen, parent_seen = job.perform()
+    _check_outcome(caught, chosen, header_id, parent_seen)
+
+
+_dramatiq_broker = StubBroker()
+_middleware = ContextMiddleware()
+
+
+@given(st.none() | stores_header, st.none() | json_values, st.none() | json_values)
+def test_a_dramatiq_message_is_processed_whatever_options_arrive(
+    stores: Any, header_id: Any, parent: Any
+) -> None:
+    options = _present(
+        (STORES_OPTION, stores), (REQUEST_ID_OPTION, header_id), (PARENT_MESSAGE_ID_OPTION, parent)
+    )
+    message = MessageProxy(
+        dramatiq.Message(queue_name="q", actor_name="fuzz", args=(), kwargs={}, options=options)
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _middleware.before_process_message(_dramatiq_broker, message)
+        try:
+            chosen, parent_seen = request_id.get_store(), parent_message_id.get_store()
+        finally:
+            _middleware.after_process_message(_dramatiq_broker, message)
+    _check_outcome(caught, chosen, header_id, parent_seen)

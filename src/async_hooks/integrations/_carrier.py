@@ -1,8 +1,9 @@
 """The carrier of every remote crossing: the declared stores, with the request id beside them.
 
-HTTP clients (``outgoing.py``) and Celery's sender take it from
-:func:`outgoing_carrier`; the server middlewares (``_server_context.py``) and
-Celery's worker enter an arrived one with :func:`enter_carrier`::
+HTTP clients (``outgoing.py``) and the task-queue senders (Celery, RQ,
+Dramatiq) take it from :func:`outgoing_carrier`; the server middlewares
+(``_server_context.py``) and the task-queue workers (``_worker_carrier.py``)
+enter an arrived one with :func:`enter_carrier`::
 
     with enter_carrier(members, header_id, receiver) as chosen_id:
         ...
@@ -11,7 +12,7 @@ The request id travels apart from the other stores, in a header of its own,
 which proxies and log pipelines already know. On arrival it is checked before
 it is entered, and a request id among the stores (sent by someone other than
 this package) is only the fallback for a missing header. What a receiver
-refuses it reports its own way: servers log, Celery warns.
+refuses it reports its own way: servers log, workers warn.
 """
 
 from __future__ import annotations

@@ -32,8 +32,6 @@ task runs regardless.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, copy_context
 from typing import Any
@@ -46,10 +44,10 @@ try:
 except ImportError as error:
     raise missing_extra(__name__, "celery", extra="celery") from error
 
-from .._policy import Crossing, capture_context, warn_skipped
+from .._policy import Crossing, capture_context
 from .._storage import AsyncLocalStorage
-from ..errors import StoreSerializationWarning
-from ._carrier import accept_valid_id, enter_carrier, outgoing_carrier
+from ._carrier import outgoing_carrier
+from ._worker_carrier import REQUEST_ID_KEY, STORES_KEY, enter_worker_carrier
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -62,8 +60,8 @@ __all__ = [
 
 # Celery copies custom message headers into ``task.request``, so these names
 # must be valid attribute names and must not clash with Celery's own.
-STORES_HEADER = "async_hooks_stores"
-REQUEST_ID_HEADER = "async_hooks_request_id"
+STORES_HEADER = STORES_KEY
+REQUEST_ID_HEADER = REQUEST_ID_KEY
 
 # In-process stores (they never travel: a task's id is the worker's own
 # knowledge), named under our namespace so that users' names stay free.
@@ -151,53 +149,6 @@ def _entered(request: Any, task: str) -> AbstractContextManager[str | None]:
     ``request`` is Celery's request of this run (an empty one when the task
     is called as a plain function); ``task`` names the run in warnings.
     """
-    members = _read_stores_header(request.get(STORES_HEADER), task)
-    return enter_carrier(members, request.get(REQUEST_ID_HEADER), _TaskRun(task))
-
-
-class _TaskRun:
-    """How a task's run takes its carrier: every refusal is a warning naming the run."""
-
-    __slots__ = ("_task",)
-
-    # A worker has no option to distrust ids, as servers have: an id that
-    # arrives is used when it is valid.
-    trust_incoming = True
-
-    def __init__(self, task: str) -> None:
-        self._task = task
-
-    def accept_id(self, value: object) -> str | None:
-        return accept_valid_id(value)
-
-    def fresh_id(self) -> None:
-        # No id is made up in the worker: log lines then show no id that no
-        # request ever had.
-        return None
-
-    def skipped(self, name: str, crossing: Crossing, error: Exception | None) -> None:
-        warn_skipped(name, crossing, error)
-
-    def rejected_id(self, value: object, from_header: bool, replacement: str | None) -> None:
-        warnings.warn(
-            f"{self._task}: the request id in the Celery headers is not valid: "
-            f"{repr(value)[:60]}; ignored",
-            StoreSerializationWarning,
-            stacklevel=2,
-        )
-
-
-def _read_stores_header(value: object, task: str) -> Mapping[str, str]:
-    if value is None:
-        return {}
-    if isinstance(value, Mapping) and all(
-        isinstance(name, str) and isinstance(text, str) for name, text in value.items()
-    ):
-        return value
-    warnings.warn(
-        f"{task}: Celery header {STORES_HEADER!r} is not a mapping of str to str; "
-        f"no store was entered (got {type(value).__name__})",
-        StoreSerializationWarning,
-        stacklevel=2,
+    return enter_worker_carrier(
+        request.get(STORES_HEADER), request.get(REQUEST_ID_HEADER), run=task, place="Celery headers"
     )
-    return {}
