@@ -26,6 +26,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 TRACK_VARIABLE = "ASYNC_HOOKS_TRACK_ALL"
+# With --check-events: the tracking hook is an EventChecker, and every
+# interpreter that saw a rule broken writes it into this directory at exit.
+CHECK_DIR_VARIABLE = "ASYNC_HOOKS_CHECK_DIR"
 # Every process of one run inherits this, which is how its leftovers are found
 # afterwards: regrtest starts each worker in a session of its own, so the run's
 # process group holds neither the workers nor the pools their tests start.
@@ -173,13 +176,18 @@ def _output(command: Sequence[str], env: dict[str, str] | None = None) -> str:
     return completed.stdout.strip()
 
 
-def _env(*, track: bool, marker: str | None = None) -> dict[str, str]:
+def _env(
+    *, track: bool, marker: str | None = None, check_dir: Path | None = None
+) -> dict[str, str]:
     env = dict(os.environ)
-    # Set or removed, never inherited: a shell that exported it would
-    # otherwise track the plain run.
+    # Set or removed, never inherited: a shell that exported them would
+    # otherwise track the plain run, or check a run that only tracks.
     env.pop(TRACK_VARIABLE, None)
+    env.pop(CHECK_DIR_VARIABLE, None)
     if track:
         env[TRACK_VARIABLE] = "1"
+    if check_dir is not None:
+        env[CHECK_DIR_VARIABLE] = str(check_dir.resolve())
     if marker is not None:
         env[RUN_MARKER_VARIABLE] = marker
     return env
@@ -208,16 +216,22 @@ def run_regrtest(settings: Settings, mode: str, name: str, regrtest_args: Sequen
     xml.unlink(missing_ok=True)
     marker = secrets.token_hex(8)
     command = [settings.python, "-m", "test", *regrtest_args, "--junit-xml", str(xml)]
+    check_dir = None
+    if mode == "checked":
+        check_dir = settings.out_dir / "violations"
+        check_dir.mkdir(parents=True, exist_ok=True)
+        for old in check_dir.glob("*.txt"):
+            old.unlink()
     start = time.perf_counter()
     with log.open("w") as output:
-        output.write(f"$ {TRACK_VARIABLE}={int(mode == 'tracked')} {' '.join(command)}\n")
+        output.write(f"$ {TRACK_VARIABLE}={int(mode != 'plain')} {' '.join(command)}\n")
         output.flush()
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=_env(track=mode == "tracked", marker=marker),
+            env=_env(track=mode != "plain", marker=marker, check_dir=check_dir),
             process_group=0,
         )
         try:
@@ -400,6 +414,24 @@ def report(verdict: Verdict) -> None:
     print(f"  logs: {plain.log.parent}/")
 
 
+def report_violations(directory: Path, run: Run) -> int:
+    """Print what the checked run's interpreters wrote; returns the number of violations."""
+    files = sorted(directory.glob("*.txt"))
+    total = 0
+    shown: list[str] = []
+    for file in files:
+        head, *violations = file.read_text().splitlines()
+        total += int(head.split(" ", 1)[0])
+        where = f"{file.name}: {head.split(': ', 1)[1][:80]}"
+        shown += [f"{violation}   [{where}]" for violation in violations]
+    print(
+        f"=== checked run: {run.seconds:.1f} s, {len(run.outcomes)} test outcomes; "
+        f"{total} lifecycle rule(s) broken, in {len(files)} interpreter(s)"
+    )
+    _list("broken (the first 20)", shown[:20])
+    return total
+
+
 def _list(title: str, items: Sequence[str]) -> None:
     print(f"  {title}: {len(items)}")
     for item in items:
@@ -416,6 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, help="regrtest --randseed (default: a random one)")
     parser.add_argument("--out", type=Path, default=Path("build/stdlib-asyncio"))
+    parser.add_argument(
+        "--check-events",
+        action="store_true",
+        help="a third run, with an EventChecker as the hook: any broken lifecycle rule fails",
+    )
     parser.add_argument(
         "--test",
         action="append",
@@ -441,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         *tests,
     ]
     verdicts: list[Verdict] = []
+    broken: dict[str, int] = {}
     for python in args.pythons:
         version = install_pth(python)
         settings = Settings(python, args.out / version, args.jobs, args.timeout, seed)
@@ -453,6 +491,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs.append(run)
         verdicts.append(Verdict(version, *runs))
         report(verdicts[-1])
+        if args.check_events:
+            print(f"--- CPython {version} checked: regrtest {' '.join(regrtest_args)}", flush=True)
+            checked = run_regrtest(settings, "checked", "checked", regrtest_args)
+            broken[version] = report_violations(settings.out_dir / "violations", checked)
 
     if any(not run.module_states for v in verdicts for run in (v.plain, v.tracked)):
         print("error: a run reported no test module at all; see its log")
@@ -464,7 +506,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"=== {failing} fail only when tracked on {', '.join(v.version for v in verdicts)}; "
         f"wall time plain {plain:.1f} s, tracked {tracked:.1f} s ({tracked / plain:.2f}x)"
     )
-    return 0 if args.report_only or not failing else 1
+    if args.check_events:
+        print(
+            f"=== {sum(broken.values())} lifecycle rule(s) broken under the EventChecker "
+            f"({', '.join(f'{version}: {count}' for version, count in broken.items())})"
+        )
+    return 0 if args.report_only or not (failing or sum(broken.values())) else 1
 
 
 if __name__ == "__main__":

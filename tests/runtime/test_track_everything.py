@@ -6,8 +6,10 @@ tracked run; each test here starts a fresh one, since the import has a side effe
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_python(code: str) -> str:
@@ -46,3 +48,42 @@ print(*asyncio.run(main()))
 
     # The program computes what it computes untracked, and sees its own coroutine.
     assert run_python(code) == "6 coroutine"
+
+
+def test_with_a_check_dir_it_checks_and_writes_what_broke_at_exit(tmp_path: Path) -> None:
+    code = """
+import async_hooks._track_everything
+from async_hooks import AsyncResource
+resource = AsyncResource("Broken")
+resource.emit_destroy()
+resource.run_in_async_scope(print, end="")  # a before after the destroy
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ASYNC_HOOKS_CHECK_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    (written,) = tmp_path.glob("*.txt")
+    head, *violations = written.read_text().splitlines()
+    assert head == "1 violation(s) in: -c"
+    (violation,) = violations
+    assert violation.startswith("before(")
+    assert violation.endswith("): before after its destroy")
+
+
+def test_without_violations_nothing_is_written(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import asyncio, async_hooks._track_everything\n"
+         "asyncio.run(asyncio.sleep(0))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ASYNC_HOOKS_CHECK_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
