@@ -18,6 +18,11 @@ enabled; Python only, in series of its own with more repeats), ``init`` (one
 hook with a no-op ``init``) and ``all`` (one hook with no-op ``init``,
 ``before``, ``after`` and ``destroy``).
 
+``--callgrind`` counts instructions instead (valgrind's callgrind), which
+repeat exactly on a loaded machine: tasks and callbacks, both loops, modes
+``plain``, ``imported``, ``init``, ``destroy`` and ``all``, per task or
+callback, on the compiled accelerator and on the pure-Python fallback.
+
 What is measured is CPU time (user + system) of the process doing the work:
 the worker for ``tasks`` and ``callbacks`` (median of three runs after a
 warm-up), the server for ``http`` (it reports its own CPU seconds before and
@@ -104,6 +109,8 @@ def enable_mode(mode: str, loop: str) -> None:
 
     if mode == "init":
         async_hooks.create_hook(init=noop).enable()
+    elif mode == "destroy":
+        async_hooks.create_hook(destroy=noop).enable()
     elif mode == "all":
         async_hooks.create_hook(init=noop, before=noop, after=noop, destroy=noop).enable()
 
@@ -402,6 +409,87 @@ def report(all_series: list[Series], repeats: int) -> str:
     return "\n".join(lines)
 
 
+# -- instruction counts (callgrind) ---------------------------------------------
+
+COUNT_MODES = ("plain", "imported", "init", "destroy", "all")
+COUNT_SIZES = {"tasks": 2_000, "callbacks": 10_000}
+# A libc call nothing else makes here: callgrind dumps its counters before each.
+MARKER = "getppid"
+
+
+def count_worker(workload: str, loop: str, mode: str) -> None:
+    """Under callgrind: warm up, then N and 2N units between markers."""
+    enable_mode(mode, loop)
+    chosen = create_and_await_tasks if workload == "tasks" else run_callbacks
+    size = COUNT_SIZES[workload]
+
+    async def main() -> None:
+        await chosen(size // 5)
+        os.getppid()
+        await chosen(size)
+        os.getppid()
+        await chosen(2 * size)
+        os.getppid()
+
+    with asyncio.Runner(loop_factory=lambda: new_loop(loop)) as runner:
+        runner.run(main())
+
+
+def count_instructions(workload: str, loop: str, mode: str, pure: bool) -> float:
+    """Instructions per task or callback: (2N run - N run) / N."""
+    import re
+    import shutil
+    import tempfile
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--callgrind needs valgrind on PATH")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("ASYNC_HOOKS_PURE_PYTHON", None)
+    if pure:
+        env["ASYNC_HOOKS_PURE_PYTHON"] = "1"
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory, "callgrind.out")
+        subprocess.run(
+            [valgrind, "--tool=callgrind", f"--dump-before={MARKER}",
+             f"--callgrind-out-file={out}", sys.executable, __file__,
+             "--count-worker", workload, loop, mode],
+            env=env, check=True, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        parts = sorted(Path(directory).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        totals = []
+        for part in parts:
+            match = re.search(r"^(?:summary|totals): (\d+)", part.read_text(), re.MULTILINE)
+            assert match is not None, part
+            totals.append(int(match.group(1)))
+    # Parts: startup and warm-up, N, 2N (then the end).
+    return (totals[2] - totals[1]) / COUNT_SIZES[workload]
+
+
+def print_counts(workloads: Sequence[str]) -> None:
+    accelerated = importlib.util.find_spec("async_hooks._speedups") is not None
+    paths = [False, True] if accelerated else [True]
+    for pure in paths:
+        print(
+            f"CPython {platform.python_version()} on {platform.machine()}, "
+            f"{'pure-Python fallback' if pure else 'compiled accelerator'}: "
+            "instructions per task or callback (callgrind), and the ratio to plain\n"
+        )
+        print("| workload | loop | " + " | ".join(COUNT_MODES) + " |")
+        print("|---|---|" + "---:|" * len(COUNT_MODES))
+        for workload in workloads:
+            for loop in LOOPS:
+                counts = {
+                    mode: count_instructions(workload, loop, mode, pure) for mode in COUNT_MODES
+                }
+                plain = counts["plain"]
+                cells = [f"{plain:,.0f}"] + [
+                    f"{counts[mode]:,.0f} ({counts[mode] / plain:.2f})" for mode in COUNT_MODES[1:]
+                ]
+                print(f"| {workload} | {loop} | " + " | ".join(cells) + " |", flush=True)
+        print()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 repeats")
@@ -409,7 +497,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--no-node", action="store_true", help="skip the Node side")
     parser.add_argument("--worker", nargs=4, metavar=("WORKLOAD", "LOOP", "MODE", "SIZE"))
+    parser.add_argument(
+        "--callgrind", action="store_true", help="count instructions (valgrind) instead"
+    )
+    parser.add_argument("--count-worker", nargs=3, metavar=("WORKLOAD", "LOOP", "MODE"))
     args = parser.parse_args(argv)
+
+    if args.count_worker:
+        count_worker(*args.count_worker)
+        return
+    if args.callgrind:
+        print_counts([w for w in args.workloads if w in COUNT_SIZES])
+        return
 
     if args.worker:
         workload, loop, mode, size = args.worker

@@ -200,3 +200,23 @@ def test_the_stdlib_loop_keeps_the_users_callback_on_a_reader_s_handle(recorder:
         right.close()
 
     asyncio.run(main())
+
+
+def test_a_closed_loop_still_refuses_and_reports_as_asyncio_does(
+    loop_name: str, recorder: Recorder
+) -> None:
+    from ..conftest import LOOP_FACTORIES
+
+    loop = LOOP_FACTORIES[loop_name]()
+    left, right = socket.socketpair()
+    try:
+        loop.add_reader(left, print)
+        loop.close()
+        assert not loop.remove_reader(left)
+        with pytest.raises(RuntimeError):
+            loop.add_reader(left, print)
+        with pytest.raises(RuntimeError):
+            loop.add_writer(left, print)
+    finally:
+        left.close()
+        right.close()

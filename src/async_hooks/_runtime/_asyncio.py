@@ -575,9 +575,12 @@ def _stdlib_registered_handle(loop: Any, method: str, key: Any) -> asyncio.Handl
     if method == "add_signal_handler":
         handle: asyncio.Handle | None = loop._signal_handlers.get(key)
         return handle
+    selector = loop._selector
+    if selector is None:  # closed: the loop's own method says so
+        return None
     try:
-        reader, writer = loop._selector.get_key(key).data
-    except (KeyError, ValueError, TypeError):
+        reader, writer = selector.get_key(key).data
+    except (KeyError, ValueError, TypeError):  # not registered, or not an fd
         return None
     return reader if method == "add_reader" else writer  # type: ignore[no-any-return]
 
