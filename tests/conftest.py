@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
 import uvloop
 
 from async_hooks import AsyncHook, create_hook
-from async_hooks.lowlevel import EventChecker, flush_pending_destroys
+from async_hooks.lowlevel import EventChecker, flush_pending_destroys, record_creation_sites
 
 _CHECKER = pytest.StashKey[tuple[EventChecker, AsyncHook]]()
 
@@ -92,3 +92,13 @@ def run_async(loop_name: str) -> RunAsync[Any]:
             return runner.run(main())
 
     return run
+
+
+@pytest.fixture
+def creation_sites() -> Iterator[None]:
+    """Creation sites recorded for the test (off by default: they cost a stack walk each)."""
+    record_creation_sites(True)
+    try:
+        yield
+    finally:
+        record_creation_sites(False)

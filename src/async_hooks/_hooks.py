@@ -33,6 +33,7 @@ from typing import Any, Protocol, Self
 
 from ._accelerator import speedups
 from ._unraisable import report_unraisable
+from ._validation import describe
 from .errors import InvalidArgTypeError, InvalidArgValueError, InvalidAsyncCallbackError
 
 EVENTS = ("init", "before", "after", "destroy", "promise_resolve")
@@ -65,7 +66,17 @@ class _EnabledCallbacks:
     dispatch iterating over one never sees it move.
     """
 
-    __slots__ = ("after", "before", "destroy", "hooks", "init", "promise_resolve", "scope_events")
+    __slots__ = (
+        "after",
+        "before",
+        "creation_sites",
+        "destroy",
+        "hooks",
+        "init",
+        "promise_resolve",
+        "scope_events",
+        "sites_asked",
+    )
 
     def __init__(self) -> None:
         self.hooks: tuple[AsyncHook, ...] = ()
@@ -76,9 +87,16 @@ class _EnabledCallbacks:
         self.promise_resolve: tuple[IdCallback, ...] = ()
         # before or after: the one test a resource scope makes on every call.
         self.scope_events = False
+        # Whether runtime tracking records where each resource was created: a
+        # frame walk per resource, paid only while someone shows the sites (an
+        # enabled hook made with creation_sites=True: the diagnostics tools)
+        # or asked for them (record_creation_sites()).
+        self.creation_sites = False
+        self.sites_asked = False
 
     def rebuild(self, hooks: tuple[AsyncHook, ...]) -> None:
         self.hooks = hooks
+        self.creation_sites = self.sites_asked or any(hook._creation_sites for hook in hooks)
         for event in EVENTS:
             callbacks = tuple(
                 callback for hook in hooks if (callback := hook._callbacks[event]) is not None
@@ -116,10 +134,18 @@ class AsyncHook:
     Create one with :func:`create_hook`.
     """
 
-    __slots__ = ("_callbacks",)
+    __slots__ = ("_callbacks", "_creation_sites")
 
-    def __init__(self, callbacks: Mapping[str, Callable[..., object] | None]) -> None:
+    def __init__(
+        self,
+        callbacks: Mapping[str, Callable[..., object] | None],
+        *,
+        creation_sites: bool = False,
+    ) -> None:
         self._callbacks = {event: callbacks.get(event) for event in EVENTS}
+        # The diagnostics tools' hooks show creation sites: while one is
+        # enabled, runtime tracking records them.
+        self._creation_sites = creation_sites
 
     @property
     def enabled(self) -> bool:
@@ -218,6 +244,25 @@ def _change(hook: AsyncHook, *, enable: bool) -> None:
     if was_active != now_active:
         for listener in tuple(_activation_listeners):
             listener(now_active)
+
+
+def record_creation_sites(on: bool = True, /) -> None:
+    """Record (or stop recording) where each runtime resource is created, from now on.
+
+    Off by default: finding the first frame outside asyncio and async_hooks
+    is a walk up the stack for every task, future and handle. The tools of
+    ``async_hooks.diagnostics`` that show sites (``TraceWriter``,
+    ``ResourceHistory``, ``StallDetector``, the live view and ``python -m
+    async_hooks run``) turn it on while they run; this is for code that reads
+    ``ActiveResource.creation_site`` from ``get_active_resources()`` itself.
+    """
+    if not isinstance(on, bool):
+        raise InvalidArgTypeError(
+            f'The "on" argument must be of type bool. Received {describe(on)}'
+        )
+    with _change_lock:
+        enabled.sites_asked = on
+        enabled.rebuild(enabled.hooks)
 
 
 def add_activation_listener(listener: Callable[[bool], None]) -> None:

@@ -73,6 +73,7 @@ def test_info_with_hooks_lists_tracked_handles_on_both_loops(
     assert after.count("Task") == 1
 
 
+@pytest.mark.usefixtures("creation_sites")
 def test_rich_view_of_a_tracked_task(run_async: RunAsync, recorder: Recorder) -> None:
     request = AsyncLocalStorage[str](name="request")
     other = AsyncLocalStorage[str](name="other")
@@ -119,3 +120,34 @@ def test_untracked_view_has_no_ids(run_async: RunAsync) -> None:
         assert view.creation_site is None
 
     run_async(main)
+
+
+def test_creation_sites_are_recorded_only_when_asked(
+    run_async: RunAsync, recorder: Recorder
+) -> None:
+    from async_hooks.lowlevel import record_creation_sites
+
+    sites: dict[bool, object] = {}
+
+    async def main() -> None:
+        for on in (False, True):
+            record_creation_sites(on)
+            try:
+                task = asyncio.create_task(asyncio.sleep(0))
+                (view,) = [view for view in get_active_resources() if view.resource is task]
+                sites[on] = view.creation_site
+                await task
+            finally:
+                record_creation_sites(False)
+
+    run_async(main)
+    assert sites[False] is None
+    assert getattr(sites[True], "function", None) == "main"
+
+
+def test_record_creation_sites_takes_a_bool() -> None:
+    from async_hooks.errors import InvalidArgTypeError
+    from async_hooks.lowlevel import record_creation_sites
+
+    with pytest.raises(InvalidArgTypeError, match='"on" argument must be of type bool'):
+        record_creation_sites(1)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from typing import Any
 
@@ -189,13 +190,20 @@ def test_a_subprocess_and_its_pipes_are_transports_caused_by_the_caller(
 
     async def main() -> None:
         seen["creator"] = execution_async_id()
+        pipe = asyncio.subprocess.PIPE
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "print('out')", stdout=asyncio.subprocess.PIPE
+            sys.executable, "-c", "print(input())", stdin=pipe, stdout=pipe, stderr=pipe
         )
         seen["transport"] = process._transport  # type: ignore[attr-defined]
-        out, _ = await process.communicate()
+        out, _ = await process.communicate(b"out\n")
         assert out.strip() == b"out"
         assert await process.wait() == 0
+        # Killed while its pipes are open: its pipes end inside its callbacks.
+        killed = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import time; time.sleep(30)", stdout=pipe
+        )
+        killed.kill()
+        assert await killed.wait() != 0
         for _ in range(5):
             await asyncio.sleep(0.01)
 
@@ -241,3 +249,62 @@ def test_pipes_are_transports(run_async: RunAsync, recorder: Recorder) -> None:
         assert names[:2] == ["init", "before"]
         assert names[-1] == "destroy"
     check_invariants(recorder.events)
+
+
+def test_tls_connections_and_start_tls_keep_the_lifecycle_rules(run_async: RunAsync) -> None:
+    # No recorder: it would keep every resource alive, and the transport that
+    # start_tls replaces must be free to go while its callback runs.
+    # localhost.pem: a throwaway self-signed certificate, made for these tests.
+    import ssl
+    from pathlib import Path
+
+    from async_hooks import create_hook
+    from async_hooks.lowlevel import EventChecker
+
+    certificate = str(Path(__file__).with_name("localhost.pem"))
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(certificate)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    checker = EventChecker()
+    hook = create_hook(checker).enable()
+
+    async def upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        await writer.start_tls(server_context)
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(upgrade, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+        writer.write(b"plain\n")
+        assert await reader.readline() == b"plain\n"
+        await writer.start_tls(client_context)
+        writer.write(b"tls\n")
+        assert await reader.readline() == b"TLS\n"
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+        tls = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=server_context)
+        reader, writer = await asyncio.open_connection(
+            *tls.sockets[0].getsockname()[:2], ssl=client_context
+        )
+        assert await reader.read() == b""
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+        for each in (server, tls):
+            each.close()
+            await each.wait_closed()
+
+    try:
+        run_async(main)
+        gc.collect()
+        flush_pending_destroys()
+    finally:
+        hook.disable()
+    checker.raise_if_broken()

@@ -13,6 +13,7 @@ from async_hooks.trio import TRIO_TASK_TYPE
 from .conftest import TrioEvents
 
 
+@pytest.mark.usefixtures("creation_sites")
 def test_a_sleeping_trio_task_is_listed_with_its_ids_site_and_stores(
     trio_events: TrioEvents,
 ) -> None:

@@ -111,6 +111,13 @@ class _ResourceRef(weakref.ref[object]):
 
 def _collected(ref: _ResourceRef) -> None:
     # Runs in the collector or a dealloc: only queue, never dispatch here.
+    record = live_resources.get(ref.async_id)
+    if record is not None and current_frame.get() is record:
+        # Its object went while its own callback runs (a transport replaced
+        # by start_tls): the end of that run finishes it, after its `after`.
+        record.repeats = False
+        record.orphaned = True
+        return
     record = live_resources.pop(ref.async_id, None)
     if record is not None:
         record.unfile()
@@ -134,6 +141,7 @@ class TrackedResource(ExecutionFrame):
         "frame_in_context",
         "holder",
         "initialized",
+        "orphaned",
         "repeats",
         "type",
     )
@@ -149,7 +157,7 @@ class TrackedResource(ExecutionFrame):
         self.type = ""
         self.context = context
         self.created_at = time.monotonic()
-        self.creation_site = _creation_site()
+        self.creation_site = _creation_site() if _hooks.enabled.creation_sites else None
         # False until init was emitted: a callback of a resource whose init
         # is still on its way (another thread, an eager task) emits it first.
         self.initialized = False
@@ -162,6 +170,8 @@ class TrackedResource(ExecutionFrame):
         # True for a resource whose callback runs again and again (a reader,
         # a signal handler): a run does not end it, its removal does.
         self.repeats = False
+        # True when the resource's object was collected during its own run.
+        self.orphaned = False
         self.holder: _ResourceRef | None = None
 
     def attach(self, resource: object, type_name: str | None = None, *, emit: bool = True) -> None:

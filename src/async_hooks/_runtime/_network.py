@@ -34,7 +34,7 @@ from .. import _hooks
 from .._execution import ExecutionFrame, current_frame
 from .._patching import Patches
 from ._asyncio import loop_classes
-from ._live import TrackedResource, finish, forget, run_as, track
+from ._live import TrackedResource, finish, forget, live_resources, run_as, track
 
 _patches = Patches()
 
@@ -76,7 +76,7 @@ _servers: dict[int, TrackedResource] = {}
 class _ConnectionTracking:
     """One protocol's connection: the transport's record once it is known."""
 
-    __slots__ = ("origin", "protocol", "record")
+    __slots__ = ("closing", "finished", "origin", "protocol", "record")
 
     def __init__(self, protocol: object, origin: ExecutionFrame) -> None:
         self.protocol = protocol
@@ -84,6 +84,12 @@ class _ConnectionTracking:
         # scope that called create_connection.
         self.origin = origin
         self.record: TrackedResource | None = None
+        # connection_lost has run (maybe inside another of the transport's
+        # callbacks: the destroy then waits for the outermost one to end).
+        self.closing = False
+        # The destroy was emitted: a callback someone kept a reference to
+        # (asyncio's SSL protocol keeps the app protocol's methods) runs plain.
+        self.finished = False
 
     def connected(self, transport: object) -> None:
         token = current_frame.set(self.origin)
@@ -96,6 +102,7 @@ class _ConnectionTracking:
         record.attach(transport)
 
     def lost(self) -> None:
+        self.finished = True
         for name in _PROTOCOL_CALLBACKS:
             vars(self.protocol).pop(name, None)
         if self.record is not None:
@@ -117,12 +124,20 @@ class _ProtocolCallback:
         if self.name == "connection_made" and tracking.record is None and _hooks.enabled.hooks:
             tracking.connected(args[0])
         record = tracking.record
-        if record is None:
+        if record is None or tracking.finished:
             return self.method(*args)
+        if record.async_id not in live_resources:
+            # Its transport was collected while the protocol lives on (the
+            # socket under a TLS upgrade): nothing is left to report it as.
+            tracking.lost()
+            return self.method(*args)
+        nested = current_frame.get() is record
         try:
             return run_as(record, self.method, *args)
         finally:
             if self.name == "connection_lost":
+                tracking.closing = True
+            if (tracking.closing or record.orphaned) and not nested:
                 tracking.lost()
 
 

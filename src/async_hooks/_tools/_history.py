@@ -94,7 +94,9 @@ class ResourceHistory:
 
     def __init__(self) -> None:
         self._live: dict[int, ResourceRecord] = {}
-        self._hook = _hooks.AsyncHook({"init": self._init, "destroy": self._destroy})
+        self._hook = _hooks.AsyncHook(
+            {"init": self._init, "destroy": self._destroy}, creation_sites=True
+        )
 
     def enable(self) -> Self:
         self._hook.enable()

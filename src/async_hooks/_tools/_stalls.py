@@ -161,7 +161,7 @@ class StallDetector:
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         before, after = self._make_callbacks()
-        self._hook = _hooks.AsyncHook({"before": before, "after": after})
+        self._hook = _hooks.AsyncHook({"before": before, "after": after}, creation_sites=True)
 
     def start(self) -> Self:
         """Start the watchdog (before the hook, so that it is not tracked) and the hook."""

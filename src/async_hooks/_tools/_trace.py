@@ -133,7 +133,8 @@ class TraceWriter:
                 "after": self._after,
                 "destroy": self._destroy,
                 "promise_resolve": self._promise_resolve,
-            }
+            },
+            creation_sites=True,  # slices are named by the site that made the resource
         )
         self._metadata("process_name", {"name": self.process_name}, tid=0)
         _writers.add(self)
