@@ -22,18 +22,16 @@ import argparse
 import asyncio
 import os
 import platform
-import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import timeit
 from collections.abc import Callable
 from contextvars import ContextVar, copy_context
-from pathlib import Path
 from typing import Any
+
+from _callgrind import part_totals
 
 from async_hooks import AsyncLocalStorage, AsyncResource
 from async_hooks.lowlevel import accelerated
@@ -167,8 +165,6 @@ def task_creation_ns(live_stores: int, tasks: int) -> float:
 # -- instruction counts (callgrind) -------------------------------------------------
 
 COUNT_RUNS = 2_000
-# A libc call nothing else makes: callgrind dumps its counters before each.
-MARKER = "getppid"
 
 
 def count_inner() -> None:
@@ -188,31 +184,7 @@ def count_inner() -> None:
 
 def count_instructions(pure: bool) -> list[float]:
     """Instructions per execution of ``pass`` and of each pair's two statements, in order."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("--callgrind needs valgrind on PATH")
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    env.pop("ASYNC_HOOKS_PURE_PYTHON", None)
-    if pure:
-        env["ASYNC_HOOKS_PURE_PYTHON"] = "1"
-    with tempfile.TemporaryDirectory() as directory:
-        out = Path(directory, "callgrind.out")
-        subprocess.run(
-            [
-                valgrind,
-                "--tool=callgrind",
-                f"--dump-before={MARKER}",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--count-inner",
-            ],
-            env=env,
-            check=True,
-            stderr=subprocess.DEVNULL,
-        )
-        parts = sorted(Path(directory).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        totals = [_total(part) for part in parts]
+    totals = part_totals([sys.executable, __file__, "--count-inner"], pure=pure)
     # Each statement makes three parts: what came before its first marker
     # (startup or the previous statement's end, and its warm-up), N, 2N.
     per_run = [
@@ -221,12 +193,6 @@ def count_instructions(pure: bool) -> list[float]:
     ]
     loop = per_run[0]
     return [count - loop for count in per_run]
-
-
-def _total(part: Path) -> int:
-    match = re.search(r"^(?:summary|totals): (\d+)", part.read_text(), re.MULTILINE)
-    assert match is not None, part
-    return int(match.group(1))
 
 
 def print_counts() -> None:

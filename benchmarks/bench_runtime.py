@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _callgrind import part_totals
+
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
 
@@ -413,8 +415,6 @@ def report(all_series: list[Series], repeats: int) -> str:
 
 COUNT_MODES = ("plain", "imported", "init", "destroy", "all")
 COUNT_SIZES = {"tasks": 2_000, "callbacks": 10_000}
-# A libc call nothing else makes here: callgrind dumps its counters before each.
-MARKER = "getppid"
 
 
 def count_worker(workload: str, loop: str, mode: str) -> None:
@@ -437,38 +437,18 @@ def count_worker(workload: str, loop: str, mode: str) -> None:
 
 def count_instructions(workload: str, loop: str, mode: str, pure: bool) -> float:
     """Instructions per task or callback: (2N run - N run) / N."""
-    import re
-    import shutil
-    import tempfile
-
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("--callgrind needs valgrind on PATH")
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    env.pop("ASYNC_HOOKS_PURE_PYTHON", None)
-    if pure:
-        env["ASYNC_HOOKS_PURE_PYTHON"] = "1"
-    with tempfile.TemporaryDirectory() as directory:
-        out = Path(directory, "callgrind.out")
-        subprocess.run(
-            [valgrind, "--tool=callgrind", f"--dump-before={MARKER}",
-             f"--callgrind-out-file={out}", sys.executable, __file__,
-             "--count-worker", workload, loop, mode],
-            env=env, check=True, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        parts = sorted(Path(directory).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        totals = []
-        for part in parts:
-            match = re.search(r"^(?:summary|totals): (\d+)", part.read_text(), re.MULTILINE)
-            assert match is not None, part
-            totals.append(int(match.group(1)))
+    command = [sys.executable, __file__, "--count-worker", workload, loop, mode]
+    totals = part_totals(command, pure=pure)
     # Parts: startup and warm-up, N, 2N (then the end).
     return (totals[2] - totals[1]) / COUNT_SIZES[workload]
 
 
-def print_counts(workloads: Sequence[str]) -> None:
-    accelerated = importlib.util.find_spec("async_hooks._speedups") is not None
-    paths = [False, True] if accelerated else [True]
+def print_counts(workloads: Sequence[str], both_paths: bool) -> None:
+    from async_hooks.lowlevel import accelerated
+
+    # Runtime tracking itself is Python on both paths; the accelerator only
+    # carries the core it calls (frames, ids), so one path is usually enough.
+    paths = [not accelerated()] + ([True] if both_paths and accelerated() else [])
     for pure in paths:
         print(
             f"CPython {platform.python_version()} on {platform.machine()}, "
@@ -501,13 +481,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--callgrind", action="store_true", help="count instructions (valgrind) instead"
     )
     parser.add_argument("--count-worker", nargs=3, metavar=("WORKLOAD", "LOOP", "MODE"))
+    parser.add_argument(
+        "--paths",
+        choices=("active", "both"),
+        default="active",
+        help="with --callgrind: the active path only, or the pure-Python fallback too",
+    )
     args = parser.parse_args(argv)
 
     if args.count_worker:
         count_worker(*args.count_worker)
         return
     if args.callgrind:
-        print_counts([w for w in args.workloads if w in COUNT_SIZES])
+        print_counts([w for w in args.workloads if w in COUNT_SIZES], args.paths == "both")
         return
 
     if args.worker:

@@ -19,10 +19,11 @@ to compute the stamp it compiles into the binary.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-from pathlib import Path
 from types import ModuleType
+
+# No pathlib or importlib.util at import: every program that imports
+# async_hooks pays for what this module imports (docs/benchmarks.md).
 
 ENV_VAR = "ASYNC_HOOKS_PURE_PYTHON"
 
@@ -39,16 +40,17 @@ STAMPED_FILES = (
 )
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _digest(path: str) -> str:
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
 
 
-def build_stamp(directory: Path) -> str:
+def build_stamp(directory: str | os.PathLike[str]) -> str:
     """``name=sha256;...`` for each stamped file of ``directory`` (what a build records)."""
-    return ";".join(f"{name}={_digest(directory / name)}" for name in STAMPED_FILES)
+    return ";".join(f"{name}={_digest(os.path.join(directory, name))}" for name in STAMPED_FILES)
 
 
-def stale_files(stamp: str, directory: Path) -> list[str]:
+def stale_files(stamp: str, directory: str | os.PathLike[str]) -> list[str]:
     """The stamped files of ``directory`` whose content differs from ``stamp``.
 
     A file that is absent is not compared: an installed wheel ships the
@@ -57,8 +59,8 @@ def stale_files(stamp: str, directory: Path) -> list[str]:
     recorded = dict(entry.partition("=")[::2] for entry in stamp.split(";") if entry)
     stale = []
     for name in STAMPED_FILES:
-        path = directory / name
-        if path.exists() and recorded.get(name) != _digest(path):
+        path = os.path.join(directory, name)
+        if os.path.exists(path) and recorded.get(name) != _digest(path):
             stale.append(name)
     return stale
 
@@ -71,11 +73,13 @@ def _load() -> tuple[ModuleType | None, str]:
     try:
         from . import _speedups
     except Exception as error:
+        import importlib.util
+
         if importlib.util.find_spec(f"{__package__}._speedups") is None:
             return None, "async_hooks._speedups is not built"
         # Built for another interpreter, or broken.
         return None, f"async_hooks._speedups cannot be imported: {error}"
-    stale = stale_files(_speedups.BUILD_STAMP, Path(__file__).parent)
+    stale = stale_files(_speedups.BUILD_STAMP, os.path.dirname(__file__))
     if stale:
         return None, f"async_hooks._speedups was built from other sources ({', '.join(stale)})"
     return _speedups, "compiled"

@@ -31,21 +31,12 @@ from async_hooks.integrations.request_id import request_id
 from async_hooks.propagation import JSON
 
 from . import _celery_app as tasks
-from ._processes import start_celery_worker, start_redis, stop, wait_until
+from ._processes import start_celery_worker, stop, wait_until
 
 RESULT_TIMEOUT = 10
 
 # Declared here only: the worker does not know it (it never gets a value).
 strict = AsyncLocalStorage[object](name="celery_strict", crosses=Crossing.REMOTE, serializer=JSON)
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    process, url = start_redis()
-    try:
-        yield url
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module", params=["solo", "prefork"])

@@ -40,22 +40,13 @@ from async_hooks.integrations.opentelemetry import opentelemetry_context
 from async_hooks.integrations.request_id import request_id
 from async_hooks.propagation import JSON
 
-from ._processes import start_redis, start_worker, stop, wait_until, worker_env
+from ._processes import start_worker, stop, wait_until, worker_env
 
 REPORT_TIMEOUT = 10
 _tokens = itertools.count()
 
 # Declared here only: the worker does not know it (it never gets a value).
 strict = AsyncLocalStorage[object](name="dramatiq_strict", crosses=Crossing.REMOTE, serializer=JSON)
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    process, url = start_redis()
-    try:
-        yield url
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from async_hooks.integrations.opentelemetry import (
 from async_hooks.propagation import JSON
 
 from ._otlp_receiver import ReceivedSpan, Receiver, otlp_receiver
-from ._processes import TESTS_DIR, start_celery_worker, start_redis, stop, wait_until
+from ._processes import TESTS_DIR, start_celery_worker, stop, wait_until
 
 DRIVER_TIMEOUT = 240
 
@@ -49,15 +49,6 @@ def otel_env(receiver_url: str, runtime: str | None, broker_url: str) -> dict[st
     if runtime is not None:
         env["OTEL_PYTHON_CONTEXT"] = runtime
     return env
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    process, url = start_redis()
-    try:
-        yield url
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ from async_hooks.integrations.rq import (
 from async_hooks.propagation import JSON
 
 from . import _rq_app as jobs
-from ._processes import TESTS_DIR, start_redis, start_worker, stop, wait_until, worker_env
+from ._processes import TESTS_DIR, start_worker, stop, wait_until, worker_env
 
 REPORT_TIMEOUT = 10
 SUCCESS = Callback(jobs.report_success)
@@ -47,15 +47,6 @@ _tokens = itertools.count()
 
 # Declared here only: the worker does not know it (it never gets a value).
 strict = AsyncLocalStorage[object](name="rq_strict", crosses=Crossing.REMOTE, serializer=JSON)
-
-
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    process, url = start_redis()
-    try:
-        yield url
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")

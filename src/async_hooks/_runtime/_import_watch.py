@@ -10,17 +10,21 @@ yet, and takes itself out after the first time.
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
+
+# Not importlib.abc: it imports importlib.resources, and with it tempfile,
+# shutil and random, into every program that imports async_hooks. A finder
+# and a loader are whatever has their methods.
 
 _lock = threading.Lock()
 
 
-class Watcher(importlib.abc.MetaPathFinder):
+class Watcher:
     """Finds nothing itself: it wraps the loader the other finders give ``name``."""
 
     def __init__(self, name: str, callback: Callable[[], None]) -> None:
@@ -38,20 +42,21 @@ class Watcher(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _CallbackLoader(spec.loader, self)
+                    spec.loader = _CallbackLoader(spec.loader, self)  # type: ignore[assignment]
                 return spec
         return None
 
 
-class _CallbackLoader(importlib.abc.Loader):
+class _CallbackLoader:
     """The real loader, and the watcher's callback once the module ran."""
 
-    def __init__(self, loader: importlib.abc.Loader, watcher: Watcher) -> None:
+    def __init__(self, loader: Any, watcher: Watcher) -> None:
         self._loader = loader
         self._watcher = watcher
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
+        module: ModuleType | None = self._loader.create_module(spec)
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         # The module's own spec must name the real loader: importlib.reload

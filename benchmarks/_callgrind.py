@@ -1,0 +1,48 @@
+"""Instruction counts with valgrind's callgrind, for the benchmarks that want exact numbers.
+
+The measured program calls ``os.getppid()`` (:data:`MARKER`, a libc call
+nothing else in these programs makes) between the parts to count;
+callgrind dumps its counters before each call, so each part's instructions
+come out separately, repeatable on a loaded machine where timings are not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+MARKER = "getppid"
+
+
+def part_totals(command: Sequence[str], *, pure: bool) -> list[int]:
+    """Run ``command`` under callgrind; the instructions of each part, in order.
+
+    ``pure`` runs it on the pure-Python fallback (``ASYNC_HOOKS_PURE_PYTHON=1``).
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--callgrind needs valgrind on PATH")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("ASYNC_HOOKS_PURE_PYTHON", None)
+    if pure:
+        env["ASYNC_HOOKS_PURE_PYTHON"] = "1"
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory, "callgrind.out")
+        subprocess.run(
+            [valgrind, "--tool=callgrind", f"--dump-before={MARKER}",
+             f"--callgrind-out-file={out}", *command],
+            env=env, check=True, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        parts = sorted(Path(directory).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        return [_total(part) for part in parts]
+
+
+def _total(part: Path) -> int:
+    match = re.search(r"^(?:summary|totals): (\d+)", part.read_text(), re.MULTILINE)
+    assert match is not None, part
+    return int(match.group(1))
