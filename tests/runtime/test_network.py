@@ -63,14 +63,10 @@ def test_server_connections_and_handler_form_a_chain(
         assert names[:2] == ["init", "before"]
         assert names[-1] == "destroy"
         assert names.count("before") == names.count("after") >= 2
-    if loop_name == "uvloop":
-        # uvloop's Server is a C type: its destroy comes when it is collected,
-        # queued, and delivered by the next event or flush.
-        assert "destroy" not in recorder.of(server_id)
-        recorder.inits[server_id].resource = None
-        seen.clear()
-        gc.collect()
-        flush_pending_destroys()
+    # uvloop's Server is a C type with no close to wrap: its destroy comes
+    # the loop iteration after close(), when uvloop lets go of the factory,
+    # while the test still holds the server.
+    assert seen["server"] is not None
     assert recorder.of(server_id)[-1] == "destroy"
     check_invariants(recorder.events)
 

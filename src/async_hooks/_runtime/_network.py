@@ -156,7 +156,7 @@ def _watch(protocol: object, origin: ExecutionFrame) -> None:
 class _WatchingFactory:
     """The protocol factory given to the loop: the user's, plus the watchers."""
 
-    __slots__ = ("factory", "origin")
+    __slots__ = ("__weakref__", "factory", "origin")
 
     def __init__(self, factory: Callable[[], Any], origin: ExecutionFrame) -> None:
         self.factory = factory
@@ -192,9 +192,13 @@ def _tracked_create_server(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         record.attach(server)
         if isinstance(server, asyncio.base_events.Server):
-            # Its close() emits the destroy; uvloop's C Server has no close
-            # to wrap and gets its destroy when collected.
+            # Its close() emits the destroy.
             record.file(_servers, server)
+        else:
+            # uvloop's C Server has no close to wrap, but it lets go of the
+            # factory once its listening handles are closed (the loop
+            # iteration after close()): that ends it.
+            record.watch(factory)
         if start_serving:
             await server.start_serving()
         return server
