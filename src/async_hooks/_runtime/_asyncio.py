@@ -234,15 +234,29 @@ def _resolved(first_argument: object) -> None:
 
 
 def _passes_through(callback: object) -> bool:
-    # The delivery of collected resources' destroys is scheduled from inside
-    # the garbage collector, where no event may be emitted; what is not a
-    # plain callable is left to the loop, which rejects it in its own words
-    # (a coroutine function in debug mode, for one).
+    """Whether a callback the stdlib loop will hold is left untracked.
+
+    The delivery of collected resources' destroys is scheduled from inside
+    the garbage collector, where no event may be emitted. Anything else is
+    tracked: the stdlib loop keeps the user's callback in its handle and
+    makes its own checks (a coroutine function in debug mode) on it.
+    """
+    return callback is _hooks.flush_pending_destroys
+
+
+def _wrapping_would_hide(callback: object, *, checked: bool) -> bool:
+    """Whether uvloop must get the bare callback rather than our wrapper.
+
+    What is not a plain callable is left to uvloop, which rejects it in its
+    own words: a coroutine function where uvloop checks for one (``checked``:
+    always for signal handlers, in debug mode for the rest). The test for a
+    coroutine function is a dozen calls into inspect, so it is made only
+    where uvloop would make it too.
+    """
     return (
         callback is _hooks.flush_pending_destroys
         or not callable(callback)
-        or inspect.iscoroutinefunction(callback)
-        or is_coroutine(callback)
+        or (checked and inspect.iscoroutinefunction(callback))
     )
 
 
@@ -263,6 +277,9 @@ def _schedule_untracked(
     args: tuple[Any, ...],
     context: Context | None,
 ) -> Any:
+    if not leading:
+        # call_soon and call_soon_threadsafe call no other scheduling method.
+        return original(loop, callback, *args, context=context)
     _scheduling.active = True
     try:
         return original(loop, *leading, callback, *args, context=context)
@@ -523,7 +540,11 @@ def _uvloop_schedule(
         if record is not None and _hooks.enabled.hooks:
             callback = _TaskStep(callback, task, record)
         return original(loop, *leading, callback, *args, context=context)
-    if not _hooks.enabled.hooks or type(callback) is TrackedCallback or _passes_through(callback):
+    if (
+        not _hooks.enabled.hooks
+        or type(callback) is TrackedCallback
+        or _wrapping_would_hide(callback, checked=loop.get_debug())
+    ):
         return original(loop, *leading, callback, *args, context=context)
     # uvloop's cancel cannot be wrapped, but it drops the callback, which
     # the record watches; its handles keep no cycle.
@@ -674,7 +695,8 @@ def _uvloop_watcher(method: str) -> Callable[[Callable[..., Any]], Callable[...,
 
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
         def add(self: asyncio.AbstractEventLoop, key: Any, callback: Any, *args: Any) -> Any:
-            if not _hooks.enabled.hooks or _passes_through(callback):
+            checked = method == "add_signal_handler" or self.get_debug()
+            if not _hooks.enabled.hooks or _wrapping_would_hide(callback, checked=checked):
                 result = original(self, key, callback, *args)
                 _uvloop_end_registration(self, method, key)
                 return result
