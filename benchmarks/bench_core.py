@@ -31,7 +31,7 @@ from collections.abc import Callable
 from contextvars import ContextVar, copy_context
 from typing import Any
 
-from _callgrind import part_totals
+from _callgrind import part_totals, per_run
 
 from async_hooks import AsyncLocalStorage, AsyncResource
 from async_hooks.lowlevel import accelerated
@@ -185,14 +185,8 @@ def count_inner() -> None:
 def count_instructions(pure: bool) -> list[float]:
     """Instructions per execution of ``pass`` and of each pair's two statements, in order."""
     totals = part_totals([sys.executable, __file__, "--count-inner"], pure=pure)
-    # Each statement makes three parts: what came before its first marker
-    # (startup or the previous statement's end, and its warm-up), N, 2N.
-    per_run = [
-        (totals[index + 2] - totals[index + 1]) / COUNT_RUNS
-        for index in range(0, len(totals) - 2, 3)
-    ]
-    loop = per_run[0]
-    return [count - loop for count in per_run]
+    counts = per_run(totals, COUNT_RUNS)
+    return [count - counts[0] for count in counts]
 
 
 def print_counts() -> None:

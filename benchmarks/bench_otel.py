@@ -17,17 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import timeit
-from pathlib import Path
 from typing import Any
 
 import opentelemetry.context as otel_context
+from _callgrind import part_totals, per_run
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
@@ -79,8 +75,6 @@ ROWS = [
 # -- instruction counts (callgrind) -------------------------------------------------
 
 COUNT_RUNS = 2_000
-# A libc call nothing else makes: callgrind dumps its counters before each.
-MARKER = "getppid"
 
 
 def count_inner() -> None:
@@ -99,36 +93,8 @@ def count_inner() -> None:
 
 def count_instructions() -> list[float]:
     """Instructions per run of ``pass``, then of each row's statement on theirs and ours."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("--callgrind needs valgrind on PATH")
-    with tempfile.TemporaryDirectory() as directory:
-        out = Path(directory, "callgrind.out")
-        subprocess.run(
-            [
-                *(valgrind, "--tool=callgrind", f"--dump-before={MARKER}"),
-                *(f"--callgrind-out-file={out}", sys.executable, __file__, "--count-inner"),
-            ],
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-            check=True,
-            stderr=subprocess.DEVNULL,
-        )
-        parts = sorted(Path(directory).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
-        totals = [_total(part) for part in parts]
-    # Each case makes three parts: what came before its first marker (the
-    # previous case's end, and its warm-up), N runs, 2N runs.
-    per_run = [
-        (totals[index + 2] - totals[index + 1]) / COUNT_RUNS
-        for index in range(0, len(totals) - 2, 3)
-    ]
-    loop = per_run[0]
-    return [count - loop for count in per_run]
-
-
-def _total(part: Path) -> int:
-    match = re.search(r"^(?:summary|totals): (\d+)", part.read_text(), re.MULTILINE)
-    assert match is not None, part
-    return int(match.group(1))
+    counts = per_run(part_totals([sys.executable, __file__, "--count-inner"]), COUNT_RUNS)
+    return [count - counts[0] for count in counts]
 
 
 def print_counts() -> None:

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _callgrind import part_totals
+from _callgrind import part_totals, per_run
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
@@ -438,9 +438,8 @@ def count_worker(workload: str, loop: str, mode: str) -> None:
 def count_instructions(workload: str, loop: str, mode: str, pure: bool) -> float:
     """Instructions per task or callback: (2N run - N run) / N."""
     command = [sys.executable, __file__, "--count-worker", workload, loop, mode]
-    totals = part_totals(command, pure=pure)
-    # Parts: startup and warm-up, N, 2N (then the end).
-    return (totals[2] - totals[1]) / COUNT_SIZES[workload]
+    (count,) = per_run(part_totals(command, pure=pure), COUNT_SIZES[workload])
+    return count
 
 
 def print_counts(workloads: Sequence[str], both_paths: bool) -> None:
