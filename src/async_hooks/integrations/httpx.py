@@ -111,14 +111,10 @@ def _async_hook(
 ) -> Callable[[httpx.Request], Awaitable[None]]:
     if request_id_header == DEFAULT_HEADER and policy is None:
         return add_context_headers_async
+    add_headers = _sync_hook(request_id_header, policy)
 
     async def add_context_headers_configured(request: httpx.Request) -> None:
-        add_outgoing_headers(
-            request.headers,
-            url=str(request.url),
-            request_id_header=request_id_header,
-            policy=policy,
-        )
+        add_headers(request)
 
     setattr(add_context_headers_configured, _OURS, True)
     return add_context_headers_configured
