@@ -102,3 +102,15 @@ def creation_sites() -> Iterator[None]:
         yield
     finally:
         record_creation_sites(False)
+
+
+@pytest.fixture(scope="module")
+def broker_url() -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 for the test module: its URL."""
+    from .integrations._processes import start_redis, stop  # imports redis: only when used
+
+    process, url = start_redis()
+    try:
+        yield url
+    finally:
+        stop(process)

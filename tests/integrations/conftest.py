@@ -6,14 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from ._processes import start_redis, stop
+from async_hooks.integrations.outgoing import OutgoingPolicy, set_outgoing_policy
 
 
-@pytest.fixture(scope="module")
-def broker_url() -> Iterator[str]:
-    """A real redis-server on 127.0.0.1 for the test module: its URL."""
-    process, url = start_redis()
+@pytest.fixture
+def loopback_allowed() -> Iterator[None]:
+    """Stores may go to 127.0.0.1 for the test (by default they go to no host).
+
+    For tests whose servers are their own; test_outgoing_policy.py tests
+    the default.
+    """
+    previous = set_outgoing_policy(OutgoingPolicy(allowed_hosts=["127.0.0.1"]))
     try:
-        yield url
+        yield
     finally:
-        stop(process)
+        set_outgoing_policy(previous)

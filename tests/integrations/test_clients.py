@@ -31,10 +31,8 @@ from async_hooks.integrations.httpx import (
     instrument_httpx,
 )
 from async_hooks.integrations.outgoing import (
-    OutgoingPolicy,
     add_outgoing_headers,
     outgoing_headers,
-    set_outgoing_policy,
 )
 from async_hooks.integrations.request_id import request_id
 from async_hooks.integrations.requests import ContextAdapter, instrument_requests
@@ -66,15 +64,8 @@ def base_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(autouse=True)
-def loopback_allowed() -> Iterator[None]:
-    # The echo server is ours: let the stores go to it (by default they go
-    # to no host; test_outgoing_policy.py tests that).
-    previous = set_outgoing_policy(OutgoingPolicy(allowed_hosts=["127.0.0.1"]))
-    try:
-        yield
-    finally:
-        set_outgoing_policy(previous)
+# The echo server is ours: the stores may go to it.
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 
 # One sender per client library. The sync clients block the loop while they

@@ -27,7 +27,6 @@ from async_hooks.integrations.aiohttp import context_trace_config, setup_request
 from async_hooks.integrations.asgi import RequestContextMiddleware
 from async_hooks.integrations.baggage import encode_baggage
 from async_hooks.integrations.httpx import instrument_httpx
-from async_hooks.integrations.outgoing import OutgoingPolicy, set_outgoing_policy
 from async_hooks.integrations.request_id import request_id
 from async_hooks.integrations.requests import instrument_requests
 from async_hooks.integrations.wsgi import RequestContextMiddleware as WSGIRequestContextMiddleware
@@ -41,14 +40,8 @@ cart = AsyncLocalStorage[dict[str, Any]](name="xs_cart", crosses=Crossing.REMOTE
 secret = AsyncLocalStorage[str](name="xs_secret")
 
 
-@pytest.fixture(autouse=True)
-def loopback_allowed() -> Iterator[None]:
-    # Service B is ours: the stores may go to it (by default they go nowhere).
-    previous = set_outgoing_policy(OutgoingPolicy(allowed_hosts=["127.0.0.1"]))
-    try:
-        yield
-    finally:
-        set_outgoing_policy(previous)
+# Service B is ours: the stores may go to it.
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 
 def what_i_see() -> dict[str, Any]:

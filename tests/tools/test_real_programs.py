@@ -8,12 +8,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ..integrations._processes import free_port, start_redis, stop
+from ..integrations._processes import free_port
 from ._programs import TIMEOUT, environment, load_trace, write
 
 SERVICE = """
@@ -120,20 +119,11 @@ def double(n):
 """
 
 
-@pytest.fixture
-def broker() -> Iterator[str]:
-    process, url = start_redis()
-    try:
-        yield url
-    finally:
-        stop(process)
-
-
-def test_a_celery_worker(tmp_path: Path, broker: str) -> None:
+def test_a_celery_worker(tmp_path: Path, broker_url: str) -> None:
     from celery import Celery  # type: ignore[import-untyped]  # celery ships no types
 
     write(tmp_path / "jobs.py", WORKER)
-    env = {**environment(), "BROKER": broker}
+    env = {**environment(), "BROKER": broker_url}
     process = subprocess.Popen(
         [sys.executable, "-m", "async_hooks", "run", "--trace", "t.json", "--why-running",
          "--store", "job", "-m", "celery", "-A", "jobs", "worker", "--pool", "solo",
@@ -141,7 +131,7 @@ def test_a_celery_worker(tmp_path: Path, broker: str) -> None:
          "--without-heartbeat"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    client = Celery("jobs", broker=broker, backend=broker)
+    client = Celery("jobs", broker=broker_url, backend=broker_url)
     try:
         results = [client.send_task("jobs.double", args=(n,)) for n in (1, 2, 3)]
         assert [result.get(timeout=30) for result in results] == [2, 4, 6]
