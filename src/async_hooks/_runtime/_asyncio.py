@@ -50,7 +50,7 @@ from .. import _hooks
 from .._coroutines import is_coroutine
 from .._execution import current_frame
 from .._patching import Patches
-from ._live import TrackedResource, finish, forget, run_as, track
+from ._live import TrackedResource, end, finish, forget, run_as, track
 
 T = TypeVar("T")
 
@@ -438,21 +438,9 @@ def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callab
         record = _handles.get(id(self))
         original(self)
         if record is not None:
-            _end(record)
+            end(record)
 
     return cancel
-
-
-def _end(record: TrackedResource) -> None:
-    """Finish ``record`` now, or, from inside its own callback, when that run returns.
-
-    A destroy never comes inside the resource's own before/after: a handle
-    that cancels itself, a reader removed by its own callback.
-    """
-    if current_frame.get() is record:
-        record.repeats = False  # the run's end finishes it
-    else:
-        finish(record)
 
 
 # -- handles and timers on uvloop ------------------------------------------------
@@ -615,7 +603,7 @@ def _stdlib_watcher(method: str) -> Callable[[Callable[..., Any]], Callable[...,
             else:
                 result = _stdlib_register(original, self, method, key, callback, args)
             if previous is not None:
-                _end(previous)  # replaced (a signal's old handle is dropped, not cancelled)
+                end(previous)  # replaced (a signal's old handle is dropped, not cancelled)
             return result
 
         return add
@@ -658,7 +646,7 @@ def _stdlib_remover(method: str) -> Callable[[Callable[..., Any]], Callable[...,
             record = _stdlib_registered(self, added_by, key)
             result = original(self, key)
             if record is not None:
-                _end(record)
+                end(record)
             return result
 
         return remove
@@ -687,7 +675,7 @@ def _uvloop_end_registration(loop: Any, method: str, key: Any) -> None:
     if registration is not None and registrations:
         record = registrations.pop(registration, None)
         if record is not None:
-            _end(record)
+            end(record)
 
 
 def _uvloop_watcher(method: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -698,7 +686,7 @@ def _uvloop_watcher(method: str) -> Callable[[Callable[..., Any]], Callable[...,
             checked = method == "add_signal_handler" or self.get_debug()
             if not _hooks.enabled.hooks or _wrapping_would_hide(callback, checked=checked):
                 result = original(self, key, callback, *args)
-                _uvloop_end_registration(self, method, key)
+                _uvloop_end_registration(self, method, key)  # the one it replaced
                 return result
             record = track()
             record.repeats = True
@@ -708,7 +696,7 @@ def _uvloop_watcher(method: str) -> Callable[[Callable[..., Any]], Callable[...,
             except BaseException:
                 forget(record)
                 raise
-            _uvloop_end_registration(self, method, key)  # the one it replaced
+            _uvloop_end_registration(self, method, key)
             registration = _registration_key(method, key)
             if registration is not None:
                 _uvloop_registrations.setdefault(self, {})[registration] = record

@@ -116,7 +116,6 @@ def _collected(ref: _ResourceRef) -> None:
         # Its object went while its own callback runs (a transport replaced
         # by start_tls): the end of that run finishes it, after its `after`.
         record.repeats = False
-        record.orphaned = True
         return
     record = live_resources.pop(ref.async_id, None)
     if record is not None:
@@ -141,7 +140,6 @@ class TrackedResource(ExecutionFrame):
         "frame_in_context",
         "holder",
         "initialized",
-        "orphaned",
         "repeats",
         "type",
     )
@@ -167,11 +165,11 @@ class TrackedResource(ExecutionFrame):
         # An index that finds this record from its object (see file()).
         self.filed_in: dict[int, TrackedResource] | None = None
         self.filed_as = 0
-        # True for a resource whose callback runs again and again (a reader,
-        # a signal handler): a run does not end it, its removal does.
+        # True for a resource whose callbacks run again and again (a reader,
+        # a signal handler, a transport): a run does not end it, its removal
+        # does. end() from inside its own run sets it back to False, and the
+        # end of that run then finishes the resource.
         self.repeats = False
-        # True when the resource's object was collected during its own run.
-        self.orphaned = False
         self.holder: _ResourceRef | None = None
 
     def attach(self, resource: object, type_name: str | None = None, *, emit: bool = True) -> None:
@@ -269,6 +267,20 @@ def finish(record: TrackedResource) -> None:
         record.unfile()
         if _hooks.enabled.destroy:
             _hooks.emit_destroy(record.async_id)
+
+
+def end(record: TrackedResource) -> None:
+    """Finish ``record`` now, or, from inside its own callback, when that run returns.
+
+    A destroy never comes inside the resource's own before/after (a handle
+    that cancels itself, a reader removed by its own callback, a transport
+    closed from one of its callbacks): whoever runs the resource's
+    callbacks finishes it after a run once ``repeats`` is False.
+    """
+    if current_frame.get() is record:
+        record.repeats = False
+    else:
+        finish(record)
 
 
 def run_as(record: TrackedResource, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

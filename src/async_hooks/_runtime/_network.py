@@ -76,7 +76,7 @@ _servers: dict[int, TrackedResource] = {}
 class _ConnectionTracking:
     """One protocol's connection: the transport's record once it is known."""
 
-    __slots__ = ("closing", "finished", "origin", "protocol", "record")
+    __slots__ = ("origin", "protocol", "record")
 
     def __init__(self, protocol: object, origin: ExecutionFrame) -> None:
         self.protocol = protocol
@@ -84,12 +84,6 @@ class _ConnectionTracking:
         # scope that called create_connection.
         self.origin = origin
         self.record: TrackedResource | None = None
-        # connection_lost has run (maybe inside another of the transport's
-        # callbacks: the destroy then waits for the outermost one to end).
-        self.closing = False
-        # The destroy was emitted: a callback someone kept a reference to
-        # (asyncio's SSL protocol keeps the app protocol's methods) runs plain.
-        self.finished = False
 
     def connected(self, transport: object) -> None:
         token = current_frame.set(self.origin)
@@ -98,11 +92,11 @@ class _ConnectionTracking:
         finally:
             current_frame.reset(token)
         record.context = copy_context()
+        record.repeats = True  # until connection_lost
         self.record = record
         record.attach(transport)
 
     def lost(self) -> None:
-        self.finished = True
         for name in _PROTOCOL_CALLBACKS:
             vars(self.protocol).pop(name, None)
         if self.record is not None:
@@ -124,20 +118,22 @@ class _ProtocolCallback:
         if self.name == "connection_made" and tracking.record is None and _hooks.enabled.hooks:
             tracking.connected(args[0])
         record = tracking.record
-        if record is None or tracking.finished:
+        if record is None:
             return self.method(*args)
         if record.async_id not in live_resources:
-            # Its transport was collected while the protocol lives on (the
-            # socket under a TLS upgrade): nothing is left to report it as.
+            # It ended (or its transport was collected) while the protocol
+            # lives on, and someone kept this method (asyncio's SSL protocol
+            # keeps the app protocol's): nothing is left to report it as.
             tracking.lost()
             return self.method(*args)
-        nested = current_frame.get() is record
         try:
             return run_as(record, self.method, *args)
         finally:
             if self.name == "connection_lost":
-                tracking.closing = True
-            if (tracking.closing or record.orphaned) and not nested:
+                record.repeats = False
+            # Ended during this run (connection_lost, or its transport was
+            # collected): finished once the outermost of its callbacks returns.
+            if not record.repeats and current_frame.get() is not record:
                 tracking.lost()
 
 
