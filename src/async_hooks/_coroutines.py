@@ -210,6 +210,4 @@ if speedups is not None:
         is_foreign_coroutine_type=is_foreign_coroutine_type,
         not_callable_error=not_callable_error,
         current_frame=current_frame,
-        emit_before=_hooks.emit_before,
-        emit_after=_hooks.emit_after,
     )

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import copy_context
 from types import FrameType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from ._accelerator import speedups
 from ._unraisable import report_unraisable
@@ -104,8 +104,12 @@ class _EnabledCallbacks:
             setattr(self, event, callbacks)
         self.scope_events = bool(self.before or self.after)
         if speedups is not None:
-            speedups.set_enabled_events(
-                init=bool(self.init), destroy=bool(self.destroy), scope=self.scope_events
+            speedups.set_enabled_callbacks(
+                init=self.init,
+                before=self.before,
+                after=self.after,
+                destroy=self.destroy,
+                promise_resolve=self.promise_resolve,
             )
 
 
@@ -232,6 +236,8 @@ def _change(hook: AsyncHook, *, enable: bool) -> None:
         if not state.deferred:
             with _change_lock:
                 _threads_with_deferred_changes += 1
+                if speedups is not None:
+                    speedups.set_deferred_changes_waiting(True)
         state.deferred.append((hook, enable))
         return
     with _change_lock:
@@ -296,8 +302,10 @@ def _inside_dispatch() -> bool:
     """Whether this thread is running hook callbacks (at any depth below them).
 
     Read from the stack only when a hook is enabled or disabled, so that the
-    dispatch itself keeps no depth counter.
+    dispatch itself keeps no depth counter (the compiled one keeps it in C).
     """
+    if speedups is not None:
+        return bool(speedups.dispatching())
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code is _RUN_CALLBACKS_CODE:
@@ -327,6 +335,8 @@ def _apply_deferred_changes() -> None:
     deferred, state.deferred = state.deferred, []
     with _change_lock:
         _threads_with_deferred_changes -= 1
+        if speedups is not None:
+            speedups.set_deferred_changes_waiting(_threads_with_deferred_changes > 0)
     for hook, enable in deferred:
         _change(hook, enable=enable)
 
@@ -335,29 +345,36 @@ def _apply_deferred_changes() -> None:
 # an event nobody listens to costs one attribute read and no call.
 
 
-def emit_init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
-    if enabled.init:
-        _dispatch("init", enabled.init, (async_id, type, trigger_async_id, resource))
+if TYPE_CHECKING or speedups is None:
 
+    def emit_init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
+        if enabled.init:
+            _dispatch("init", enabled.init, (async_id, type, trigger_async_id, resource))
 
-def emit_before(async_id: int) -> None:
-    if enabled.before:
-        _dispatch("before", enabled.before, (async_id,))
+    def emit_before(async_id: int) -> None:
+        if enabled.before:
+            _dispatch("before", enabled.before, (async_id,))
 
+    def emit_after(async_id: int) -> None:
+        if enabled.after:
+            _dispatch("after", enabled.after, (async_id,))
 
-def emit_after(async_id: int) -> None:
-    if enabled.after:
-        _dispatch("after", enabled.after, (async_id,))
+    def emit_destroy(async_id: int) -> None:
+        if enabled.destroy:
+            _dispatch("destroy", enabled.destroy, (async_id,))
 
+    def emit_promise_resolve(async_id: int) -> None:
+        if enabled.promise_resolve:
+            _dispatch("promise_resolve", enabled.promise_resolve, (async_id,))
 
-def emit_destroy(async_id: int) -> None:
-    if enabled.destroy:
-        _dispatch("destroy", enabled.destroy, (async_id,))
-
-
-def emit_promise_resolve(async_id: int) -> None:
-    if enabled.promise_resolve:
-        _dispatch("promise_resolve", enabled.promise_resolve, (async_id,))
+else:
+    # The same rules, with no Python frame between the emitter and the
+    # callbacks (docs/accelerator.md).
+    emit_init = speedups.emit_init
+    emit_before = speedups.emit_before
+    emit_after = speedups.emit_after
+    emit_destroy = speedups.emit_destroy
+    emit_promise_resolve = speedups.emit_promise_resolve
 
 
 # -- destroy events caused by garbage collection --------------------------------
@@ -408,3 +425,11 @@ def flush_pending_destroys() -> None:
 
 
 atexit.register(flush_pending_destroys)
+
+if speedups is not None:
+    speedups.configure_dispatch(
+        pending_destroys=pending_destroys,
+        flush_pending_destroys=flush_pending_destroys,
+        report_unraisable=report_unraisable,
+        apply_deferred_changes=_apply_deferred_changes,
+    )

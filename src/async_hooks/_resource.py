@@ -300,10 +300,7 @@ if speedups is not None:
         validate_async_type=validate_async_type,
         validate_trigger_async_id=validate_trigger_async_id,
         validate_manual_destroy=_validate_manual_destroy,
-        pending_destroys=_hooks.pending_destroys,
-        flush_pending_destroys=_hooks.flush_pending_destroys,
         next_async_id=next_async_id,
         execution_frame=ExecutionFrame,
-        emit_init=_hooks.emit_init,
         destroy_when_collected=_destroy_when_collected,
     )

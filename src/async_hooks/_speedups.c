@@ -1,18 +1,21 @@
-/* async_hooks._speedups: the storage hot path in C.
+/* async_hooks._speedups: the hot paths of storage and hooks in C.
  *
  * The same behaviour as the pure-Python code it replaces (_storage.py,
- * _resource.py); docs/accelerator.md says how it is built, chosen and checked
- * against stale builds. What is here:
+ * _resource.py, the emitters of _hooks.py); docs/accelerator.md says how it
+ * is built, chosen and checked against stale builds. What is here:
  *
+ *   emit_init, emit_before, emit_after, emit_destroy, emit_promise_resolve
+ *                 the dispatch of events to the enabled callbacks
  *   StorageBase   the base of AsyncLocalStorage: get_store, run, exit, enter_with
  *   ResourceBase  the base of AsyncResource: __init__, run_in_async_scope
  *   BoundFunction what AsyncResource.bind returns
  *   snapshot()    returns a SnapshotRunner
  *
  * The Python objects this code calls back into (ContextCoroutine, the
- * execution-frame variable, the hook emitters, ...) are handed over once by
- * configure() and configure_resources(), called from async_hooks._coroutines
- * and async_hooks._resource at import.
+ * execution-frame variable, the error reporter, ...) are handed over once by
+ * configure_dispatch(), configure() and configure_resources(), called from
+ * async_hooks._hooks, async_hooks._coroutines and async_hooks._resource at
+ * import.
  *
  * The contextvars C API is not in the limited API: one binary per interpreter.
  */
@@ -40,32 +43,40 @@ static PyObject *foreign_coroutine_types; /* dict: type -> bool, filled by is_fo
 static PyObject *is_foreign;          /* is_foreign_coroutine_type(cls) -> bool */
 static PyObject *not_callable_error;  /* not_callable_error(value, name) -> exception */
 static PyObject *current_frame;       /* the ContextVar of the execution frame */
-static PyObject *emit_before;         /* _hooks.emit_before(async_id) */
-static PyObject *emit_after;          /* _hooks.emit_after(async_id) */
 static PyObject *str_fn;              /* "fn" */
 
 /* What configure_resources() hands over, for AsyncResource's construction. */
 static PyObject *validate_async_type;       /* raises for a bad `type` */
 static PyObject *validate_trigger_async_id; /* raises for a bad trigger id */
 static PyObject *validate_manual_destroy;   /* raises for a non-bool flag */
-static PyObject *pending_destroys;          /* _hooks.pending_destroys (a deque) */
-static PyObject *flush_pending_destroys;    /* _hooks.flush_pending_destroys() */
 static PyObject *next_async_id;             /* _execution.next_async_id() */
 static PyObject *execution_frame;           /* the ExecutionFrame class */
 /* Where ExecutionFrame keeps its three __slots__, read from its member
  * descriptors by configure_resources(); 0 when they are not plain slots
  * (then frames are made by calling the class). */
 static Py_ssize_t frame_async_id_offset, frame_trigger_offset, frame_resource_offset;
-static PyObject *emit_init;                 /* _hooks.emit_init(id, type, trigger, resource) */
 static PyObject *destroy_when_collected;    /* _resource's watch: (resource) -> None */
 static PyObject *str_async_id;              /* "async_id" */
 
-/* Mirror _hooks.enabled (set_enabled_events): C ints, because every bound
- * call and every construction tests them, and an attribute read would cost
- * more than the rest of the test. */
+/* What configure_dispatch() hands over. */
+static PyObject *pending_destroys;        /* _hooks.pending_destroys (a deque) */
+static PyObject *flush_pending_destroys;  /* _hooks.flush_pending_destroys() */
+static PyObject *report_unraisable;       /* (error, message, callback) -> None */
+static PyObject *apply_deferred_changes;  /* _hooks._apply_deferred_changes() */
+
+/* Mirror _hooks.enabled (set_enabled_callbacks): the callbacks of each event,
+ * and C ints, because every bound call and every construction tests them,
+ * and an attribute read would cost more than the rest of the test. */
+enum { EVENT_INIT, EVENT_BEFORE, EVENT_AFTER, EVENT_DESTROY, EVENT_PROMISE_RESOLVE, EVENTS };
+static const char *const event_names[EVENTS] = {"init", "before", "after", "destroy",
+                                                 "promise_resolve"};
+static PyObject *event_callbacks[EVENTS]; /* a tuple each */
+static PyObject *event_messages[EVENTS];  /* "Exception ignored in async_hooks <event> hook" */
 static int scope_events; /* a before or an after callback */
 static int init_events;
 static int destroy_events;
+/* Mirrors _hooks._threads_with_deferred_changes != 0. */
+static int deferred_changes_waiting;
 
 static int
 configured(void)
@@ -523,6 +534,172 @@ static PyTypeObject StorageType = {
     .tp_members = storage_members,
 };
 
+/* -- the dispatch of events ------------------------------------------------- */
+
+/* How deep this thread is inside dispatch(): hook changes made at any depth
+ * wait for the outermost dispatch to end (_hooks._inside_dispatch asks). */
+static _Thread_local int dispatch_depth;
+
+/* Hands the error being raised by `callback` to report_unraisable; returns
+ * -1 if reporting raised (that error is then the one pending). */
+static int
+report_callback_error(int event, PyObject *callback)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *error = PyErr_GetRaisedException();
+#else
+    PyObject *type, *error, *traceback;
+    PyErr_Fetch(&type, &error, &traceback);
+    PyErr_NormalizeException(&type, &error, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(error, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+#endif
+    PyObject *report_args[3] = {error, event_messages[event], callback};
+    PyObject *reported = PyObject_Vectorcall(report_unraisable, report_args, 3, NULL);
+    Py_DECREF(error);
+    if (reported == NULL) {
+        return -1;
+    }
+    Py_DECREF(reported);
+    return 0;
+}
+
+/* The callbacks of `event`, each called with args, in one copy of the
+ * current context: a callback that enters a store changes neither the code
+ * that caused the event nor the next event. An Exception from a callback is
+ * reported and the rest go on; anything else (KeyboardInterrupt) stops the
+ * dispatch and is raised. Returns -1 with an error set, else 0. */
+static int
+dispatch(int event, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *callbacks = event_callbacks[event];
+    if (callbacks == NULL || PyTuple_GET_SIZE(callbacks) == 0) {
+        return 0;
+    }
+    if (report_unraisable == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "async_hooks._speedups dispatches before configure_dispatch()");
+        return -1;
+    }
+    if (event != EVENT_DESTROY && PyObject_Size(pending_destroys) > 0) {
+        PyObject *flushed = PyObject_CallNoArgs(flush_pending_destroys);
+        if (flushed == NULL) {
+            return -1;
+        }
+        Py_DECREF(flushed);
+        callbacks = event_callbacks[event]; /* a destroy callback may change hooks */
+    }
+    PyObject *context = PyContext_CopyCurrent();
+    if (context == NULL) {
+        return -1;
+    }
+    if (PyContext_Enter(context) < 0) {
+        Py_DECREF(context);
+        return -1;
+    }
+    /* Held: enable() or disable() from a callback replaces the tuple. */
+    Py_INCREF(callbacks);
+    dispatch_depth++;
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(callbacks); i++) {
+        PyObject *callback = PyTuple_GET_ITEM(callbacks, i);
+        PyObject *result = PyObject_Vectorcall(callback, args, nargs, NULL);
+        if (result != NULL) {
+            Py_DECREF(result);
+        }
+        else if (!PyErr_ExceptionMatches(PyExc_Exception) ||
+                 report_callback_error(event, callback) < 0) {
+            failed = 1;
+            break;
+        }
+    }
+    dispatch_depth--;
+    Py_DECREF(callbacks);
+    if (failed) {
+        SavedError saved = save_error();
+        PyContext_Exit(context);
+        finish_cleanup(saved);
+    }
+    else if (PyContext_Exit(context) < 0) {
+        failed = 1;
+    }
+    Py_DECREF(context);
+    if (!failed && deferred_changes_waiting && dispatch_depth == 0) {
+        PyObject *applied = PyObject_CallNoArgs(apply_deferred_changes);
+        if (applied == NULL) {
+            return -1;
+        }
+        Py_DECREF(applied);
+    }
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+emit(int event, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected)
+{
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "emit_%s() takes exactly %zd argument%s (%zd given)",
+                     event_names[event], expected, expected == 1 ? "" : "s", nargs);
+        return NULL;
+    }
+    if (dispatch(event, args, nargs) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+emit_init(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    return emit(EVENT_INIT, args, nargs, 4);
+}
+
+static PyObject *
+emit_before(PyObject *Py_UNUSED(module), PyObject *async_id)
+{
+    return dispatch(EVENT_BEFORE, &async_id, 1) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+static PyObject *
+emit_after(PyObject *Py_UNUSED(module), PyObject *async_id)
+{
+    return dispatch(EVENT_AFTER, &async_id, 1) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+static PyObject *
+emit_destroy(PyObject *Py_UNUSED(module), PyObject *async_id)
+{
+    return dispatch(EVENT_DESTROY, &async_id, 1) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+static PyObject *
+emit_promise_resolve(PyObject *Py_UNUSED(module), PyObject *async_id)
+{
+    return dispatch(EVENT_PROMISE_RESOLVE, &async_id, 1) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+PyDoc_STRVAR(emit_init_doc, "emit_init(async_id, type, trigger_async_id, resource, /)\n--\n\n"
+                            "Call the enabled init callbacks.");
+PyDoc_STRVAR(emit_before_doc, "emit_before(async_id, /)\n--\n\nCall the enabled before callbacks.");
+PyDoc_STRVAR(emit_after_doc, "emit_after(async_id, /)\n--\n\nCall the enabled after callbacks.");
+PyDoc_STRVAR(emit_destroy_doc,
+             "emit_destroy(async_id, /)\n--\n\nCall the enabled destroy callbacks.");
+PyDoc_STRVAR(emit_promise_resolve_doc,
+             "emit_promise_resolve(async_id, /)\n--\n\n"
+             "Call the enabled promise_resolve callbacks.");
+
+PyDoc_STRVAR(dispatching_doc, "dispatching()\n--\n\n"
+                              "Whether this thread is running hook callbacks (at any depth).");
+
+static PyObject *
+dispatching(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    return PyBool_FromLong(dispatch_depth > 0);
+}
+
 /* -- a call in a resource's scope ------------------------------------------ */
 
 /* fn(*args) inside `context` (stolen; a fresh copy), between the resource's
@@ -538,19 +715,16 @@ scope_call(PyObject *context, PyObject *async_id, PyObject *resource, PyObject *
     }
     PyObject *result;
     if (scope_events) {
-        PyObject *before = PyObject_CallOneArg(emit_before, async_id);
-        if (before == NULL) {
+        if (dispatch(EVENT_BEFORE, &async_id, 1) < 0) {
             result = NULL;
         }
         else {
-            Py_DECREF(before);
             result = call_fn(fn, args, nargs, offset, kwnames);
             /* Node's finally: after is emitted also when fn raised. */
             SavedError saved = save_error();
-            PyObject *after = PyObject_CallOneArg(emit_after, async_id);
-            Py_XDECREF(after);
+            int after_failed = dispatch(EVENT_AFTER, &async_id, 1) < 0;
             finish_cleanup(saved);
-            if (after == NULL) {
+            if (after_failed) {
                 Py_CLEAR(result);
             }
         }
@@ -747,11 +921,9 @@ resource_init(Resource *self, PyObject *args, PyObject *kwargs)
 
     if (init_events) {
         PyObject *init_args[4] = {async_id, type, trigger_id, (PyObject *)self};
-        PyObject *emitted = PyObject_Vectorcall(emit_init, init_args, 4, NULL);
-        if (emitted == NULL) {
+        if (dispatch(EVENT_INIT, init_args, 4) < 0) {
             return -1;
         }
-        Py_DECREF(emitted);
     }
     if (destroy_events && manual == Py_False &&
         check_with(destroy_when_collected, (PyObject *)self) < 0) {
@@ -1084,21 +1256,43 @@ snapshot(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 
 /* -- module functions ---------------------------------------------------------- */
 
+PyDoc_STRVAR(configure_dispatch_doc,
+"configure_dispatch(*, pending_destroys, flush_pending_destroys, report_unraisable,\n"
+"                   apply_deferred_changes)\n--\n\n"
+"Hand over what the dispatch of events calls back into.");
+
+static PyObject *
+configure_dispatch(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    PyObject *pending, *flush, *report, *apply;
+    static char *names[] = {"pending_destroys", "flush_pending_destroys", "report_unraisable",
+                            "apply_deferred_changes", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOO:configure_dispatch", names, &pending,
+                                     &flush, &report, &apply)) {
+        return NULL;
+    }
+    Py_XSETREF(pending_destroys, Py_NewRef(pending));
+    Py_XSETREF(flush_pending_destroys, Py_NewRef(flush));
+    Py_XSETREF(report_unraisable, Py_NewRef(report));
+    Py_XSETREF(apply_deferred_changes, Py_NewRef(apply));
+    return Py_NewRef(Py_None);
+}
+
 PyDoc_STRVAR(configure_doc,
 "configure(*, context_coroutine, foreign_coroutine_types, is_foreign_coroutine_type,\n"
-"          not_callable_error, current_frame, emit_before, emit_after)\n--\n\n"
-"Hand over the Python objects the compiled code calls back into.");
+"          not_callable_error, current_frame)\n--\n\n"
+"Hand over the Python objects the compiled storage code calls back into.");
 
 static PyObject *
 configure(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
-    PyObject *coroutine, *types, *foreign, *error, *frame, *before, *after;
+    PyObject *coroutine, *types, *foreign, *error, *frame;
     static char *names[] = {"context_coroutine", "foreign_coroutine_types",
                             "is_foreign_coroutine_type", "not_callable_error",
-                            "current_frame", "emit_before", "emit_after", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OO!OOO!OO:configure", names, &coroutine,
+                            "current_frame", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OO!OOO!:configure", names, &coroutine,
                                      &PyDict_Type, &types, &foreign, &error,
-                                     &PyContextVar_Type, &frame, &before, &after)) {
+                                     &PyContextVar_Type, &frame)) {
         return NULL;
     }
     Py_XSETREF(context_coroutine, Py_NewRef(coroutine));
@@ -1106,35 +1300,29 @@ configure(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
     Py_XSETREF(is_foreign, Py_NewRef(foreign));
     Py_XSETREF(not_callable_error, Py_NewRef(error));
     Py_XSETREF(current_frame, Py_NewRef(frame));
-    Py_XSETREF(emit_before, Py_NewRef(before));
-    Py_XSETREF(emit_after, Py_NewRef(after));
     Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(configure_resources_doc,
 "configure_resources(*, validate_async_type, validate_trigger_async_id,\n"
-"                    validate_manual_destroy, pending_destroys, flush_pending_destroys,\n"
-"                    next_async_id, execution_frame, emit_init, destroy_when_collected)\n--\n\n"
+"                    validate_manual_destroy, next_async_id, execution_frame,\n"
+"                    destroy_when_collected)\n--\n\n"
 "Hand over what AsyncResource's construction calls back into.");
 
 static PyObject *
 configure_resources(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
-    PyObject *async_type, *trigger, *manual, *pending, *flush, *ids, *frame, *init, *watch;
+    PyObject *async_type, *trigger, *manual, *ids, *frame, *watch;
     static char *names[] = {"validate_async_type", "validate_trigger_async_id",
-                            "validate_manual_destroy", "pending_destroys",
-                            "flush_pending_destroys", "next_async_id", "execution_frame",
-                            "emit_init", "destroy_when_collected", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOOO:configure_resources", names,
-                                     &async_type, &trigger, &manual, &pending, &flush, &ids,
-                                     &frame, &init, &watch)) {
+                            "validate_manual_destroy", "next_async_id", "execution_frame",
+                            "destroy_when_collected", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOO:configure_resources", names,
+                                     &async_type, &trigger, &manual, &ids, &frame, &watch)) {
         return NULL;
     }
     Py_XSETREF(validate_async_type, Py_NewRef(async_type));
     Py_XSETREF(validate_trigger_async_id, Py_NewRef(trigger));
     Py_XSETREF(validate_manual_destroy, Py_NewRef(manual));
-    Py_XSETREF(pending_destroys, Py_NewRef(pending));
-    Py_XSETREF(flush_pending_destroys, Py_NewRef(flush));
     Py_XSETREF(next_async_id, Py_NewRef(ids));
     if (!PyType_Check(frame)) {
         PyErr_SetString(PyExc_TypeError, "execution_frame must be a class");
@@ -1147,28 +1335,48 @@ configure_resources(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwarg
     if (frame_trigger_offset == 0 || frame_resource_offset == 0) {
         frame_async_id_offset = 0;
     }
-    Py_XSETREF(emit_init, Py_NewRef(init));
     Py_XSETREF(destroy_when_collected, Py_NewRef(watch));
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(set_enabled_events_doc,
-"set_enabled_events(*, init, destroy, scope)\n--\n\n"
-"Whether an init, a destroy, and a before or after callback is enabled\n"
-"(mirrors _hooks.enabled).");
+PyDoc_STRVAR(set_enabled_callbacks_doc,
+"set_enabled_callbacks(*, init, before, after, destroy, promise_resolve)\n--\n\n"
+"The enabled callbacks of each event, a tuple each (mirrors _hooks.enabled).");
 
 static PyObject *
-set_enabled_events(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+set_enabled_callbacks(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
-    int init, destroy, scope;
-    static char *names[] = {"init", "destroy", "scope", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$ppp:set_enabled_events", names, &init,
-                                     &destroy, &scope)) {
+    PyObject *given[EVENTS];
+    static char *names[] = {"init", "before", "after", "destroy", "promise_resolve", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!O!O!:set_enabled_callbacks", names,
+                                     &PyTuple_Type, &given[0], &PyTuple_Type, &given[1],
+                                     &PyTuple_Type, &given[2], &PyTuple_Type, &given[3],
+                                     &PyTuple_Type, &given[4])) {
         return NULL;
     }
-    init_events = init;
-    destroy_events = destroy;
-    scope_events = scope;
+    for (int event = 0; event < EVENTS; event++) {
+        Py_XSETREF(event_callbacks[event], Py_NewRef(given[event]));
+    }
+    init_events = PyTuple_GET_SIZE(given[EVENT_INIT]) > 0;
+    destroy_events = PyTuple_GET_SIZE(given[EVENT_DESTROY]) > 0;
+    scope_events =
+        PyTuple_GET_SIZE(given[EVENT_BEFORE]) > 0 || PyTuple_GET_SIZE(given[EVENT_AFTER]) > 0;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(set_deferred_changes_waiting_doc,
+"set_deferred_changes_waiting(waiting, /)\n--\n\n"
+"Whether some thread has hook changes waiting for its dispatch to end\n"
+"(mirrors _hooks._threads_with_deferred_changes != 0).");
+
+static PyObject *
+set_deferred_changes_waiting(PyObject *Py_UNUSED(module), PyObject *waiting)
+{
+    int truth = PyObject_IsTrue(waiting);
+    if (truth < 0) {
+        return NULL;
+    }
+    deferred_changes_waiting = truth;
     Py_RETURN_NONE;
 }
 
@@ -1227,12 +1435,22 @@ own_methods(PyObject *Py_UNUSED(module), PyObject *cls)
 static PyMethodDef module_methods[] = {
     {"own_methods", own_methods, METH_O, own_methods_doc},
     {"snapshot", snapshot, METH_NOARGS, snapshot_doc},
+    {"configure_dispatch", (PyCFunction)(void (*)(void))configure_dispatch,
+     METH_VARARGS | METH_KEYWORDS, configure_dispatch_doc},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      configure_doc},
     {"configure_resources", (PyCFunction)(void (*)(void))configure_resources,
      METH_VARARGS | METH_KEYWORDS, configure_resources_doc},
-    {"set_enabled_events", (PyCFunction)(void (*)(void))set_enabled_events,
-     METH_VARARGS | METH_KEYWORDS, set_enabled_events_doc},
+    {"set_enabled_callbacks", (PyCFunction)(void (*)(void))set_enabled_callbacks,
+     METH_VARARGS | METH_KEYWORDS, set_enabled_callbacks_doc},
+    {"set_deferred_changes_waiting", set_deferred_changes_waiting, METH_O,
+     set_deferred_changes_waiting_doc},
+    {"dispatching", dispatching, METH_NOARGS, dispatching_doc},
+    {"emit_init", (PyCFunction)(void (*)(void))emit_init, METH_FASTCALL, emit_init_doc},
+    {"emit_before", emit_before, METH_O, emit_before_doc},
+    {"emit_after", emit_after, METH_O, emit_after_doc},
+    {"emit_destroy", emit_destroy, METH_O, emit_destroy_doc},
+    {"emit_promise_resolve", emit_promise_resolve, METH_O, emit_promise_resolve_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1253,6 +1471,14 @@ PyInit__speedups(void)
     str_async_id = PyUnicode_InternFromString("async_id");
     if (str_fn == NULL || str_async_id == NULL) {
         return NULL;
+    }
+    for (int event = 0; event < EVENTS; event++) {
+        event_callbacks[event] = PyTuple_New(0);
+        event_messages[event] =
+            PyUnicode_FromFormat("Exception ignored in async_hooks %s hook", event_names[event]);
+        if (event_callbacks[event] == NULL || event_messages[event] == NULL) {
+            return NULL;
+        }
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
