@@ -112,6 +112,7 @@ def test_a_build_older_than_its_sources_is_not_used(tmp_path: Path, changed: str
 
 def test_the_stamp_names_each_changed_file(tmp_path: Path) -> None:
     for name in _accelerator.STAMPED_FILES:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(name)
     stamp = _accelerator.build_stamp(tmp_path)
     assert _accelerator.stale_files(stamp, tmp_path) == []

@@ -37,6 +37,8 @@ STAMPED_FILES = (
     "_hooks.py",
     "_resource.py",
     "_storage.py",
+    os.path.join("_runtime", "_asyncio.py"),
+    os.path.join("_runtime", "_live.py"),
 )
 
 

@@ -110,6 +110,8 @@ class _EnabledCallbacks:
                 after=self.after,
                 destroy=self.destroy,
                 promise_resolve=self.promise_resolve,
+                any_hook=bool(hooks),
+                creation_sites=self.creation_sites,
             )
 
 

@@ -1254,6 +1254,765 @@ snapshot(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return (PyObject *)self;
 }
 
+/* -- runtime tracking on the stdlib loop ----------------------------------- */
+
+/* The common cases of _runtime/_asyncio.py in C: a task made by create_task,
+ * the steps it schedules and runs, and a plain call_soon callback. Each
+ * replacement holds the loop's original method and the Python replacement,
+ * which it calls for every other case (a task factory, debug mode, a user's
+ * context for a task, a future resolving, a task not made by create_task,
+ * creation sites), so what it does is always what the Python code does. */
+
+/* What configure_tracking() hands over. */
+static PyObject *record_type;       /* _live.TrackedResource */
+static PyObject *live_resources;    /* _live.live_resources: async id -> record */
+static PyObject *task_records;      /* _asyncio._tasks: id(task) -> record */
+static PyObject *handle_records;    /* _asyncio._handles: id(handle) -> record */
+static PyObject *future_records;    /* _asyncio._futures: id(future) -> record */
+static PyObject *resource_ref_type; /* _live._ResourceRef */
+static PyObject *collected;         /* _live._collected, the weak references' callback */
+static PyObject *no_resource;       /* _live._no_resource */
+static PyObject *running_task;      /* _asyncio._running_task */
+static PyObject *monotonic;         /* time.monotonic */
+static PyObject *task_type;         /* asyncio.Task (the C one) */
+static PyObject *empty_str;
+static PyObject *zero;
+static PyObject *str_done, *str_get_debug, *str_get_task_factory, *str_get_context, *str_self;
+static PyObject *str_name, *str_context;
+static PyObject *context_kwnames; /* ("context",) */
+
+/* Where TrackedResource and asyncio.Handle keep their slots. */
+static Py_ssize_t rec_async_id, rec_trigger, rec_resource, rec_context, rec_created_at, rec_creation_site, rec_filed_as, rec_filed_in,
+    rec_frame_in_context, rec_holder, rec_initialized, rec_repeats, rec_type, ref_async_id;
+static Py_ssize_t handle_callback, handle_context;
+
+/* Whether any hook is enabled, and whether creation sites are recorded
+ * (set_enabled_callbacks mirrors _hooks.enabled.hooks and .creation_sites). */
+static int any_hook;
+static int creation_sites;
+
+/* The record create_task is making on this thread: the task's constructor
+ * schedules its first step before create_task has the task. */
+static _Thread_local PyObject *creating_record;
+
+/* TaskStepMethWrapper, the type of a C task's step callback: found by name
+ * the first time one is seen (the type is not exported). */
+static PyTypeObject *step_wrapper_type;
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+/* Whether a keyword name is `interned`: callers in C may pass names they
+ * made themselves (the C Task's "context" is not interned). */
+static inline int
+is_keyword(PyObject *name, PyObject *interned)
+{
+    return name == interned || PyUnicode_Compare(name, interned) == 0;
+}
+
+static inline PyObject *
+get_slot(PyObject *obj, Py_ssize_t offset)
+{
+    return SLOT(obj, offset); /* borrowed; NULL when unset */
+}
+
+static inline void
+set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value)
+{
+    Py_XSETREF(SLOT(obj, offset), Py_NewRef(value));
+}
+
+/* The C task whose step `callback` is (borrowed), else NULL with no error. */
+static PyObject *
+c_task_of_step(PyObject *callback)
+{
+    PyTypeObject *type = Py_TYPE(callback);
+    if (type == step_wrapper_type) {
+        goto step_wrapper;
+    }
+    if (PyCFunction_Check(callback)) {
+        PyObject *owner = PyCFunction_GET_SELF(callback);
+        if (owner != NULL && Py_IS_TYPE(owner, (PyTypeObject *)task_type) &&
+            strcmp(((PyCFunctionObject *)callback)->m_ml->ml_name, "task_wakeup") == 0) {
+            return owner;
+        }
+        return NULL;
+    }
+    if (step_wrapper_type == NULL) {
+        const char *dot = strrchr(type->tp_name, '.');
+        if (strcmp(dot == NULL ? type->tp_name : dot + 1, "TaskStepMethWrapper") == 0) {
+            step_wrapper_type = type;
+            goto step_wrapper;
+        }
+    }
+    return NULL;
+step_wrapper:;
+    PyObject *owner = PyObject_GetAttr(callback, str_self);
+    if (owner == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_DECREF(owner); /* the wrapper holds it */
+    return Py_IS_TYPE(owner, (PyTypeObject *)task_type) ? owner : NULL;
+}
+
+/* index[id(obj)], borrowed, or NULL (with an error only if the lookup failed). */
+static PyObject *
+record_of(PyObject *index, PyObject *obj)
+{
+    PyObject *key = PyLong_FromVoidPtr(obj);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *record = PyDict_GetItemWithError(index, key);
+    Py_DECREF(key);
+    return record;
+}
+
+/* A new record (TrackedResource.__init__ with no context and the current
+ * execution as trigger), listed in live_resources; NULL on error. */
+static PyObject *
+new_record(void)
+{
+    if (PyObject_Size(pending_destroys) > 0) {
+        PyObject *flushed = PyObject_CallNoArgs(flush_pending_destroys);
+        if (flushed == NULL) {
+            return NULL;
+        }
+        Py_DECREF(flushed);
+    }
+    PyObject *frame;
+    if (PyContextVar_Get(current_frame, NULL, &frame) < 0) {
+        return NULL;
+    }
+    PyObject *trigger = frame == NULL ? NULL : PyObject_GetAttr(frame, str_async_id);
+    Py_XDECREF(frame);
+    if (trigger == NULL) {
+        return NULL;
+    }
+    PyObject *async_id = PyObject_CallNoArgs(next_async_id);
+    PyObject *now = async_id == NULL ? NULL : PyObject_CallNoArgs(monotonic);
+    PyObject *record = now == NULL ? NULL
+                                   : ((PyTypeObject *)record_type)
+                                         ->tp_alloc((PyTypeObject *)record_type, 0);
+    if (record == NULL) {
+        Py_DECREF(trigger);
+        Py_XDECREF(async_id);
+        Py_XDECREF(now);
+        return NULL;
+    }
+    SLOT(record, rec_async_id) = async_id;
+    SLOT(record, rec_trigger) = trigger;
+    SLOT(record, rec_resource) = Py_NewRef(no_resource);
+    SLOT(record, rec_type) = Py_NewRef(empty_str);
+    SLOT(record, rec_context) = Py_NewRef(Py_None);
+    SLOT(record, rec_created_at) = now;
+    SLOT(record, rec_creation_site) = Py_NewRef(Py_None);
+    SLOT(record, rec_initialized) = Py_NewRef(Py_False);
+    SLOT(record, rec_frame_in_context) = Py_NewRef(Py_False);
+    SLOT(record, rec_filed_in) = Py_NewRef(Py_None);
+    SLOT(record, rec_filed_as) = Py_NewRef(zero);
+    SLOT(record, rec_repeats) = Py_NewRef(Py_False);
+    SLOT(record, rec_holder) = Py_NewRef(Py_None);
+    if (PyDict_SetItem(live_resources, async_id, record) < 0) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    return record;
+}
+
+/* TrackedResource.file(index, obj). */
+static int
+file_record(PyObject *record, PyObject *index, PyObject *obj)
+{
+    PyObject *key = PyLong_FromVoidPtr(obj);
+    if (key == NULL) {
+        return -1;
+    }
+    set_slot(record, rec_filed_in, index);
+    Py_XSETREF(SLOT(record, rec_filed_as), key);
+    return PyDict_SetItem(index, key, record);
+}
+
+/* TrackedResource.unfile(). */
+static int
+unfile_record(PyObject *record)
+{
+    PyObject *index = get_slot(record, rec_filed_in);
+    if (index == NULL || index == Py_None) {
+        return 0;
+    }
+    Py_INCREF(index);
+    set_slot(record, rec_filed_in, Py_None);
+    PyObject *key = get_slot(record, rec_filed_as);
+    PyObject *filed = PyDict_GetItemWithError(index, key);
+    int failed = filed == NULL && PyErr_Occurred();
+    if (filed == record) {
+        failed = PyDict_DelItem(index, key) < 0;
+    }
+    Py_DECREF(index);
+    return failed ? -1 : 0;
+}
+
+/* _live.forget(record). */
+static void
+forget_record(PyObject *record)
+{
+    SavedError saved = save_error();
+    PyObject *popped = PyObject_CallMethod(live_resources, "pop", "OO",
+                                           get_slot(record, rec_async_id), Py_None);
+    Py_XDECREF(popped);
+    unfile_record(record);
+    finish_cleanup(saved);
+}
+
+/* _live.finish(record): destroy, once. */
+static int
+finish_record(PyObject *record)
+{
+    set_slot(record, rec_context, Py_None);
+    set_slot(record, rec_holder, Py_None);
+    PyObject *async_id = get_slot(record, rec_async_id);
+    PyObject *listed = PyDict_GetItemWithError(live_resources, async_id);
+    if (listed == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(async_id);
+    int failed = PyDict_DelItem(live_resources, async_id) < 0 || unfile_record(record) < 0 ||
+                 dispatch(EVENT_DESTROY, &async_id, 1) < 0;
+    Py_DECREF(async_id);
+    return failed ? -1 : 0;
+}
+
+/* TrackedResource.attach(obj): the weak reference, the type, init. */
+static int
+attach_record(PyObject *record, PyObject *obj)
+{
+    if (get_slot(record, rec_initialized) == Py_True) {
+        return 0;
+    }
+    PyObject *type_name = PyType_GetName(Py_TYPE(obj));
+    if (type_name == NULL) {
+        return -1;
+    }
+    Py_XSETREF(SLOT(record, rec_type), type_name);
+    PyObject *ref_args[2] = {obj, collected};
+    PyObject *ref = PyObject_Vectorcall(resource_ref_type, ref_args, 2, NULL);
+    if (ref == NULL) {
+        return -1; /* every object tracked here takes weak references */
+    }
+    set_slot(ref, ref_async_id, get_slot(record, rec_async_id));
+    Py_XSETREF(SLOT(record, rec_resource), ref);
+    set_slot(record, rec_initialized, Py_True);
+    if (init_events) {
+        PyObject *init_args[4] = {get_slot(record, rec_async_id), type_name,
+                                  get_slot(record, rec_trigger), obj};
+        Py_INCREF(type_name);
+        int failed = dispatch(EVENT_INIT, init_args, 4) < 0;
+        Py_DECREF(type_name);
+        if (failed) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+method_is_true(PyObject *obj, PyObject *name)
+{
+    PyObject *result = PyObject_CallMethodNoArgs(obj, name);
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+/* A replacement method: a vectorcall object that is its own method
+ * descriptor (Py_TPFLAGS_METHOD_DESCRIPTOR), so that a call through the
+ * instance passes the instance as args[0] and makes no bound method. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *original; /* the loop's or Handle's own method */
+    PyObject *slow;     /* the Python replacement, for every other case */
+    vectorcallfunc vectorcall;
+} Replacement;
+
+static int
+replacement_traverse(Replacement *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->slow);
+    return 0;
+}
+
+static int
+replacement_clear(Replacement *self)
+{
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->slow);
+    return 0;
+}
+
+static void
+replacement_dealloc(Replacement *self)
+{
+    PyObject_GC_UnTrack(self);
+    replacement_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+replacement_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
+{
+    if (obj == NULL) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+/* Introspection sees the replaced method's names. */
+static PyObject *
+replacement_name(Replacement *self, void *attribute)
+{
+    return PyObject_GetAttrString(self->original, (const char *)attribute);
+}
+
+static PyGetSetDef replacement_getset[] = {
+    {"__name__", (getter)replacement_name, NULL, NULL, "__name__"},
+    {"__qualname__", (getter)replacement_name, NULL, NULL, "__qualname__"},
+    {NULL},
+};
+
+static PyObject *
+slow_path(Replacement *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+/* Handle._run(handle) for a handle tracked here or a C task's step. */
+static PyObject *
+tracked_handle_run(Replacement *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        return slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *handle = args[0];
+    PyObject *task = NULL;
+    PyObject *record = record_of(handle_records, handle);
+    if (record == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        PyObject *callback = get_slot(handle, handle_callback);
+        task = callback == NULL ? NULL : c_task_of_step(callback);
+        record = task == NULL ? NULL : record_of(task_records, task);
+        if (record == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            return slow_path(self, args, nargsf, kwnames);
+        }
+    }
+    if (get_slot(record, rec_frame_in_context) != Py_True) {
+        return slow_path(self, args, nargsf, kwnames);
+    }
+    Py_INCREF(record);
+    Py_XINCREF(task);
+    PyObject *async_id = get_slot(record, rec_async_id);
+    Py_INCREF(async_id);
+    PyObject *result = NULL;
+    if (dispatch(EVENT_BEFORE, &async_id, 1) == 0) {
+        result = PyObject_Vectorcall(self->original, args, 1, NULL);
+        SavedError saved = save_error();
+        int failed = 0;
+        if (task == NULL) {
+            failed = dispatch(EVENT_AFTER, &async_id, 1) < 0 ||
+                     (get_slot(record, rec_repeats) != Py_True && finish_record(record) < 0);
+        }
+        else {
+            int done = method_is_true(task, str_done);
+            if (done < 0) {
+                failed = 1;
+            }
+            else if (done) {
+                failed = dispatch(EVENT_PROMISE_RESOLVE, &async_id, 1) < 0 ||
+                         dispatch(EVENT_AFTER, &async_id, 1) < 0 || finish_record(record) < 0;
+            }
+            else {
+                failed = dispatch(EVENT_AFTER, &async_id, 1) < 0;
+            }
+        }
+        finish_cleanup(saved);
+        if (failed) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_DECREF(async_id);
+    Py_XDECREF(task);
+    Py_DECREF(record);
+    return result;
+}
+
+/* loop.call_soon(callback, *args, context=None) on the stdlib loop. */
+static PyObject *
+tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs < 2 || nkw > 1 || (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) ||
+        creation_sites) {
+        return slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *loop = args[0], *callback = args[1];
+    if (nargs > 2) {
+        /* A future scheduling its done-callbacks: the Python path resolves it. */
+        PyObject *future = record_of(future_records, args[2]);
+        if (future != NULL || PyErr_Occurred()) {
+            return future == NULL ? NULL : slow_path(self, args, nargsf, kwnames);
+        }
+    }
+    PyObject *task = c_task_of_step(callback);
+    if (task != NULL) {
+        /* The task's own step: Handle._run finds the task from the callback. */
+        PyObject *record = record_of(task_records, task);
+        if (record == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            if (creating_record == NULL) {
+                return slow_path(self, args, nargsf, kwnames);
+            }
+            if (file_record(creating_record, task_records, task) < 0) {
+                return NULL;
+            }
+        }
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    if (!any_hook || callback == flush_pending_destroys) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    int debug = method_is_true(loop, str_get_debug);
+    if (debug != 0) {
+        return debug < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *context = nkw == 1 ? args[nargs] : Py_None;
+    PyObject *record = new_record();
+    if (record == NULL) {
+        return NULL;
+    }
+    if (context == Py_None) {
+        /* A context of the handle's own, with its frame inside. */
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            goto failed;
+        }
+        if (PyContext_Enter(context) < 0) {
+            Py_DECREF(context);
+            goto failed;
+        }
+        PyObject *token = PyContextVar_Set(current_frame, record);
+        int exited = PyContext_Exit(context);
+        Py_XDECREF(token);
+        if (token == NULL || exited < 0) {
+            Py_DECREF(context);
+            goto failed;
+        }
+        set_slot(record, rec_frame_in_context, Py_True);
+    }
+    else {
+        Py_INCREF(context);
+    }
+    Py_XSETREF(SLOT(record, rec_context), context);
+    PyObject *handle;
+    if (nkw == 1) {
+        PyObject **with_context = PyMem_Malloc((nargs + 1) * sizeof(PyObject *));
+        if (with_context == NULL) {
+            PyErr_NoMemory();
+            goto failed;
+        }
+        memcpy(with_context, args, nargs * sizeof(PyObject *));
+        with_context[nargs] = context;
+        handle = PyObject_Vectorcall(self->original, with_context, nargs, kwnames);
+        PyMem_Free(with_context);
+    }
+    else {
+        PyObject *small[8];
+        PyObject **with_context =
+            nargs < 8 ? small : PyMem_Malloc((nargs + 1) * sizeof(PyObject *));
+        if (with_context == NULL) {
+            PyErr_NoMemory();
+            goto failed;
+        }
+        memcpy(with_context, args, nargs * sizeof(PyObject *));
+        with_context[nargs] = context;
+        handle = PyObject_Vectorcall(self->original, with_context, nargs, context_kwnames);
+        if (with_context != small) {
+            PyMem_Free(with_context);
+        }
+    }
+    if (handle == NULL) {
+        goto failed;
+    }
+    if (file_record(record, handle_records, handle) < 0 || attach_record(record, handle) < 0) {
+        Py_DECREF(handle);
+        Py_DECREF(record);
+        return NULL;
+    }
+    Py_DECREF(record);
+    return handle;
+failed:
+    forget_record(record);
+    Py_DECREF(record);
+    return NULL;
+}
+
+/* loop.create_task(coro, name=...) on the stdlib loop, for a coroutine with
+ * no task factory, no context of the user's and no debug mode. */
+static PyObject *
+tracked_create_task(Replacement *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (!any_hook || creation_sites || nargs != 2 || !PyCoro_CheckExact(args[1]) ||
+        nkw > 1 || (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_name))) {
+        return slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *loop = args[0];
+    int debug = method_is_true(loop, str_get_debug);
+    if (debug != 0) {
+        return debug < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *factory = PyObject_CallMethodNoArgs(loop, str_get_task_factory);
+    if (factory == NULL) {
+        return NULL;
+    }
+    Py_DECREF(factory);
+    if (factory != Py_None) {
+        /* An eager one runs the first step inside the constructor. */
+        return slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *record = new_record();
+    if (record == NULL) {
+        return NULL;
+    }
+    set_slot(record, rec_resource, running_task);
+    PyObject *outer = creating_record;
+    creating_record = record;
+    /* The task's context is a copy of this one, taken by its constructor:
+     * made with this record as the frame, it holds the task's ids. */
+    PyObject *token = PyContextVar_Set(current_frame, record);
+    PyObject *task = NULL;
+    if (token != NULL) {
+        task = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        SavedError saved = save_error();
+        PyContextVar_Reset(current_frame, token);
+        Py_DECREF(token);
+        finish_cleanup(saved);
+        if (PyErr_Occurred()) {
+            Py_CLEAR(task);
+        }
+    }
+    creating_record = outer;
+    if (task == NULL) {
+        if (get_slot(record, rec_initialized) != Py_True) {
+            forget_record(record);
+        }
+        Py_DECREF(record);
+        return NULL;
+    }
+    set_slot(record, rec_frame_in_context, Py_True);
+    if ((get_slot(record, rec_filed_in) == Py_None &&
+         file_record(record, task_records, task) < 0) ||
+        attach_record(record, task) < 0) {
+        goto failed;
+    }
+    PyObject *context;
+    if (PyObject_HasAttr(task, str_get_context)) {
+        context = PyObject_CallMethodNoArgs(task, str_get_context);
+    }
+    else {
+        context = PyContext_CopyCurrent(); /* 3.11: what the task's own started from */
+    }
+    if (context == NULL) {
+        goto failed;
+    }
+    Py_XSETREF(SLOT(record, rec_context), context);
+    Py_DECREF(record);
+    return task;
+failed:
+    Py_DECREF(record);
+    Py_DECREF(task);
+    return NULL;
+}
+
+static PyObject *
+replacement_new(PyTypeObject *type, PyObject *args, PyObject *kwargs, vectorcallfunc call)
+{
+    PyObject *original, *slow;
+    if (!PyArg_ParseTuple(args, "OO", &original, &slow)) {
+        return NULL;
+    }
+    if (record_type == NULL || task_records == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "runtime tracking used before configure_records() and configure_tracking()");
+        return NULL;
+    }
+    Replacement *self = PyObject_GC_New(Replacement, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->original = Py_NewRef(original);
+    self->slow = Py_NewRef(slow);
+    self->vectorcall = call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
+handle_run_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return replacement_new(type, args, kwargs, (vectorcallfunc)tracked_handle_run);
+}
+
+static PyObject *
+call_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return replacement_new(type, args, kwargs, (vectorcallfunc)tracked_call_soon);
+}
+
+static PyObject *
+create_task_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return replacement_new(type, args, kwargs, (vectorcallfunc)tracked_create_task);
+}
+
+static PyMemberDef replacement_members[] = {
+    {"__wrapped__", Py_T_OBJECT_EX, offsetof(Replacement, original), Py_READONLY,
+     "The method replaced."},
+    {NULL},
+};
+
+#define REPLACEMENT_TYPE(c_name, py_name, doc, new_fn)                                     \
+    static PyTypeObject c_name = {                                                        \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "async_hooks._speedups." py_name,        \
+        .tp_basicsize = sizeof(Replacement),                                              \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | \
+                    Py_TPFLAGS_METHOD_DESCRIPTOR,                                         \
+        .tp_doc = doc,                                                                    \
+        .tp_new = new_fn,                                                                 \
+        .tp_traverse = (traverseproc)replacement_traverse,                                \
+        .tp_clear = (inquiry)replacement_clear,                                           \
+        .tp_dealloc = (destructor)replacement_dealloc,                                    \
+        .tp_call = PyVectorcall_Call,                                                     \
+        .tp_vectorcall_offset = offsetof(Replacement, vectorcall),                        \
+        .tp_descr_get = replacement_get,                                                  \
+        .tp_members = replacement_members,                                                \
+        .tp_getset = replacement_getset,                                                  \
+    }
+
+REPLACEMENT_TYPE(HandleRunType, "TrackedHandleRun",
+                 "TrackedHandleRun(original, slow)\n--\n\n"
+                 "Handle._run with before/after around a tracked handle or task step.",
+                 handle_run_new);
+REPLACEMENT_TYPE(CallSoonType, "TrackedCallSoon",
+                 "TrackedCallSoon(original, slow)\n--\n\n"
+                 "The stdlib loop's call_soon, tracking the handle it makes.",
+                 call_soon_new);
+REPLACEMENT_TYPE(CreateTaskType, "TrackedCreateTask",
+                 "TrackedCreateTask(original, slow)\n--\n\n"
+                 "The stdlib loop's create_task, tracking the task it makes.",
+                 create_task_new);
+
+static Py_ssize_t
+required_offset(PyObject *type, const char *name)
+{
+    Py_ssize_t offset = slot_offset(type, name);
+    if (offset == 0) {
+        PyErr_Format(PyExc_TypeError, "%R has no plain slot %s", type, name);
+    }
+    return offset;
+}
+
+PyDoc_STRVAR(configure_records_doc,
+"configure_records(*, record_type, live_resources, resource_ref_type, collected,\n"
+"                  no_resource)\n--\n\n"
+"Hand over what the compiled tracking makes records with (from _runtime._live).");
+
+static PyObject *
+configure_records(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    PyObject *record, *live, *ref, *on_collected, *nothing;
+    static char *names[] = {"record_type", "live_resources", "resource_ref_type", "collected",
+                            "no_resource", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!OO:configure_records", names,
+                                     &PyType_Type, &record, &PyDict_Type, &live, &PyType_Type,
+                                     &ref, &on_collected, &nothing)) {
+        return NULL;
+    }
+    if ((rec_async_id = required_offset(record, "async_id")) == 0 ||
+        (rec_trigger = required_offset(record, "trigger_async_id")) == 0 ||
+        (rec_resource = required_offset(record, "_resource")) == 0 ||
+        (rec_context = required_offset(record, "context")) == 0 ||
+        (rec_created_at = required_offset(record, "created_at")) == 0 ||
+        (rec_creation_site = required_offset(record, "creation_site")) == 0 ||
+        (rec_filed_as = required_offset(record, "filed_as")) == 0 ||
+        (rec_filed_in = required_offset(record, "filed_in")) == 0 ||
+        (rec_frame_in_context = required_offset(record, "frame_in_context")) == 0 ||
+        (rec_holder = required_offset(record, "holder")) == 0 ||
+        (rec_initialized = required_offset(record, "initialized")) == 0 ||
+        (rec_repeats = required_offset(record, "repeats")) == 0 ||
+        (rec_type = required_offset(record, "type")) == 0 ||
+        (ref_async_id = required_offset(ref, "async_id")) == 0) {
+        return NULL;
+    }
+    PyObject *time = PyImport_ImportModule("time");
+    if (time == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(monotonic, PyObject_GetAttrString(time, "monotonic"));
+    Py_DECREF(time);
+    if (monotonic == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(record_type, Py_NewRef(record));
+    Py_XSETREF(live_resources, Py_NewRef(live));
+    Py_XSETREF(resource_ref_type, Py_NewRef(ref));
+    Py_XSETREF(collected, Py_NewRef(on_collected));
+    Py_XSETREF(no_resource, Py_NewRef(nothing));
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(configure_tracking_doc,
+"configure_tracking(*, tasks, handles, futures, running_task, task_type, handle_type)\n--\n\n"
+"Hand over what runtime tracking on the stdlib loop reads and calls\n"
+"(from _runtime._asyncio).");
+
+static PyObject *
+configure_tracking(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    PyObject *tasks, *handles, *futures, *running, *task, *handle;
+    static char *names[] = {"tasks",        "handles",   "futures",    "running_task",
+                            "task_type",    "handle_type", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!OO!O!:configure_tracking", names,
+                                     &PyDict_Type, &tasks, &PyDict_Type, &handles, &PyDict_Type,
+                                     &futures, &running, &PyType_Type, &task, &PyType_Type,
+                                     &handle)) {
+        return NULL;
+    }
+    if ((handle_callback = required_offset(handle, "_callback")) == 0 ||
+        (handle_context = required_offset(handle, "_context")) == 0) {
+        return NULL;
+    }
+    Py_XSETREF(task_records, Py_NewRef(tasks));
+    Py_XSETREF(handle_records, Py_NewRef(handles));
+    Py_XSETREF(future_records, Py_NewRef(futures));
+    Py_XSETREF(running_task, Py_NewRef(running));
+    Py_XSETREF(task_type, Py_NewRef(task));
+    Py_RETURN_NONE;
+}
+
+
 /* -- module functions ---------------------------------------------------------- */
 
 PyDoc_STRVAR(configure_dispatch_doc,
@@ -1340,20 +2099,26 @@ configure_resources(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwarg
 }
 
 PyDoc_STRVAR(set_enabled_callbacks_doc,
-"set_enabled_callbacks(*, init, before, after, destroy, promise_resolve)\n--\n\n"
-"The enabled callbacks of each event, a tuple each (mirrors _hooks.enabled).");
+"set_enabled_callbacks(*, init, before, after, destroy, promise_resolve, any_hook,\n"
+"                      creation_sites)\n--\n\n"
+"The enabled callbacks of each event, a tuple each, whether any hook is\n"
+"enabled and whether creation sites are recorded (mirrors _hooks.enabled).");
 
 static PyObject *
 set_enabled_callbacks(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     PyObject *given[EVENTS];
-    static char *names[] = {"init", "before", "after", "destroy", "promise_resolve", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!O!O!:set_enabled_callbacks", names,
+    int hooks, sites;
+    static char *names[] = {"init",         "before",   "after",          "destroy",
+                            "promise_resolve", "any_hook", "creation_sites", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!O!O!pp:set_enabled_callbacks", names,
                                      &PyTuple_Type, &given[0], &PyTuple_Type, &given[1],
                                      &PyTuple_Type, &given[2], &PyTuple_Type, &given[3],
-                                     &PyTuple_Type, &given[4])) {
+                                     &PyTuple_Type, &given[4], &hooks, &sites)) {
         return NULL;
     }
+    any_hook = hooks;
+    creation_sites = sites;
     for (int event = 0; event < EVENTS; event++) {
         Py_XSETREF(event_callbacks[event], Py_NewRef(given[event]));
     }
@@ -1446,6 +2211,10 @@ static PyMethodDef module_methods[] = {
     {"set_deferred_changes_waiting", set_deferred_changes_waiting, METH_O,
      set_deferred_changes_waiting_doc},
     {"dispatching", dispatching, METH_NOARGS, dispatching_doc},
+    {"configure_tracking", (PyCFunction)(void (*)(void))configure_tracking,
+     METH_VARARGS | METH_KEYWORDS, configure_tracking_doc},
+    {"configure_records", (PyCFunction)(void (*)(void))configure_records,
+     METH_VARARGS | METH_KEYWORDS, configure_records_doc},
     {"emit_init", (PyCFunction)(void (*)(void))emit_init, METH_FASTCALL, emit_init_doc},
     {"emit_before", emit_before, METH_O, emit_before_doc},
     {"emit_after", emit_after, METH_O, emit_after_doc},
@@ -1465,11 +2234,29 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    PyTypeObject *types[] = {&StorageType, &ResourceType, &BoundType, &SnapshotType};
-    const char *names[] = {"StorageBase", "ResourceBase", "BoundFunction", "SnapshotRunner"};
+    PyTypeObject *types[] = {&StorageType,  &ResourceType,  &BoundType,     &SnapshotType,
+                             &HandleRunType, &CallSoonType, &CreateTaskType};
+    const char *names[] = {"StorageBase",      "ResourceBase",    "BoundFunction",
+                           "SnapshotRunner",   "TrackedHandleRun", "TrackedCallSoon",
+                           "TrackedCreateTask"};
     str_fn = PyUnicode_InternFromString("fn");
     str_async_id = PyUnicode_InternFromString("async_id");
     if (str_fn == NULL || str_async_id == NULL) {
+        return NULL;
+    }
+    str_done = PyUnicode_InternFromString("done");
+    str_get_debug = PyUnicode_InternFromString("get_debug");
+    str_get_task_factory = PyUnicode_InternFromString("get_task_factory");
+    str_get_context = PyUnicode_InternFromString("get_context");
+    str_self = PyUnicode_InternFromString("__self__");
+    str_name = PyUnicode_InternFromString("name");
+    str_context = PyUnicode_InternFromString("context");
+    empty_str = PyUnicode_InternFromString("");
+    zero = PyLong_FromLong(0);
+    if (str_done == NULL || str_get_debug == NULL || str_get_task_factory == NULL ||
+        str_get_context == NULL || str_self == NULL || str_name == NULL ||
+        str_context == NULL || empty_str == NULL || zero == NULL ||
+        (context_kwnames = PyTuple_Pack(1, str_context)) == NULL) {
         return NULL;
     }
     for (int event = 0; event < EVENTS; event++) {

@@ -69,7 +69,34 @@ def set_enabled_callbacks(
     after: tuple[Callable[..., object], ...],
     destroy: tuple[Callable[..., object], ...],
     promise_resolve: tuple[Callable[..., object], ...],
+    any_hook: bool,
+    creation_sites: bool,
 ) -> None: ...
+def configure_records(
+    *,
+    record_type: type,
+    live_resources: dict[int, Any],
+    resource_ref_type: type,
+    collected: Callable[[Any], None],
+    no_resource: Callable[[], None],
+) -> None: ...
+def configure_tracking(
+    *,
+    tasks: dict[int, Any],
+    handles: dict[int, Any],
+    futures: dict[int, Any],
+    running_task: Callable[[], object],
+    task_type: type,
+    handle_type: type,
+) -> None: ...
+
+class TrackedHandleRun:
+    __wrapped__: Callable[..., Any]
+    def __init__(self, original: Callable[..., Any], slow: Callable[..., Any]) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+class TrackedCallSoon(TrackedHandleRun): ...
+class TrackedCreateTask(TrackedHandleRun): ...
 def set_deferred_changes_waiting(waiting: bool, /) -> None: ...
 def dispatching() -> bool: ...
 def emit_init(async_id: int, type: str, trigger_async_id: int, resource: object, /) -> None: ...

@@ -47,6 +47,7 @@ from contextvars import Context, copy_context
 from typing import Any, TypeVar
 
 from .. import _hooks
+from .._accelerator import speedups
 from .._coroutines import is_coroutine
 from .._execution import current_frame
 from .._patching import Patches
@@ -905,20 +906,54 @@ def _uvloop_class() -> type | None:
     return uvloop.Loop
 
 
+def _compiled(
+    replacement: Callable[[Any, Any], Any], make: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """``make``, with its result the slow path of the compiled ``replacement``."""
+    return lambda original: replacement(original, make(original))
+
+
+def _stdlib_patches() -> dict[str, Callable[[Any], Any]]:
+    """The replacements on the stdlib loop, by name: compiled where the accelerator runs."""
+    patches = dict((*_COMMON_PATCHES, *_scheduling_patches(_stdlib_schedule)))
+    if speedups is not None:
+        # The common cases in C; every other case goes to the Python one.
+        patches["create_task"] = _compiled(speedups.TrackedCreateTask, patches["create_task"])
+        patches["call_soon"] = _compiled(speedups.TrackedCallSoon, patches["call_soon"])
+    return patches
+
+
 def patch_asyncio() -> None:
     """Replace the resource-creating loop methods with tracking ones."""
     if _patches:
         return
     for cls in loop_classes():
-        schedule = _stdlib_schedule if cls is asyncio.BaseEventLoop else _uvloop_schedule
-        for name, make in (*_COMMON_PATCHES, *_scheduling_patches(schedule)):
+        if cls is asyncio.BaseEventLoop:
+            patches = _stdlib_patches()
+        else:
+            patches = dict((*_COMMON_PATCHES, *_scheduling_patches(_uvloop_schedule)))
+        for name, make in patches.items():
             _patches.apply(cls, name, make)
     for cls, name, make in _watcher_patches():
         _patches.apply(cls, name, make)
-    _patches.apply(asyncio.Handle, "_run", _tracked_handle_run)
+    handle_run = _tracked_handle_run
+    if speedups is not None:
+        handle_run = _compiled(speedups.TrackedHandleRun, handle_run)
+    _patches.apply(asyncio.Handle, "_run", handle_run)
     _patches.apply(asyncio.Handle, "cancel", _tracked_handle_cancel)
 
 
 def unpatch_asyncio() -> None:
     """Put every original loop method back (the identical objects)."""
     _patches.restore_all()
+
+
+if speedups is not None:
+    speedups.configure_tracking(
+        tasks=_tasks,
+        handles=_handles,
+        futures=_futures,
+        running_task=_running_task,
+        task_type=asyncio.Task,
+        handle_type=asyncio.Handle,
+    )

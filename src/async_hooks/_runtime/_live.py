@@ -22,6 +22,7 @@ from types import CodeType, FrameType
 from typing import Any, TypeVar
 
 from .. import _hooks
+from .._accelerator import speedups
 from .._execution import ExecutionFrame, current_frame, new_async_id
 
 T = TypeVar("T")
@@ -302,3 +303,15 @@ def forget(record: TrackedResource) -> None:
     """The resource was never created after all (its constructor raised): no events."""
     live_resources.pop(record.async_id, None)
     record.unfile()
+
+
+if speedups is not None:
+    # The compiled tracking of asyncio's common cases (_runtime/_asyncio.py)
+    # makes and ends records as this module does, in C.
+    speedups.configure_records(
+        record_type=TrackedResource,
+        live_resources=live_resources,
+        resource_ref_type=_ResourceRef,
+        collected=_collected,
+        no_resource=_no_resource,
+    )
