@@ -936,7 +936,7 @@ def patch_asyncio() -> None:
             _patches.apply(cls, name, make)
     for cls, name, make in _watcher_patches():
         _patches.apply(cls, name, make)
-    handle_run = _tracked_handle_run
+    handle_run: Callable[[Any], Any] = _tracked_handle_run
     if speedups is not None:
         handle_run = _compiled(speedups.TrackedHandleRun, handle_run)
     _patches.apply(asyncio.Handle, "_run", handle_run)
