@@ -1277,9 +1277,10 @@ static PyObject *monotonic;         /* time.monotonic */
 static PyObject *task_type;         /* asyncio.Task (the C one) */
 static PyObject *empty_str;
 static PyObject *zero;
-static PyObject *str_done, *str_get_debug, *str_get_task_factory, *str_get_context, *str_self;
+static PyObject *str_done, *str_debug_attribute, *str_factory_attribute, *str_self;
 static PyObject *str_name, *str_context;
-static PyObject *context_kwnames; /* ("context",) */
+static PyObject *context_kwnames;      /* ("context",) */
+static PyObject *name_context_kwnames; /* ("name", "context") */
 
 /* Where TrackedResource and asyncio.Handle keep their slots. */
 static Py_ssize_t rec_async_id, rec_trigger, rec_resource, rec_context, rec_created_at, rec_creation_site, rec_filed_as, rec_filed_in,
@@ -1465,12 +1466,45 @@ forget_record(PyObject *record)
     finish_cleanup(saved);
 }
 
+/* What TrackedResource.let_go() does: the weak reference that would end
+ * the resource when its object is collected becomes one with no callback
+ * (the callback would only find the resource ended). */
+static int
+let_go(PyObject *record)
+{
+    PyObject *ref = get_slot(record, rec_resource);
+    if (ref == NULL || !Py_IS_TYPE(ref, (PyTypeObject *)resource_ref_type)) {
+        return 0;
+    }
+    PyObject *obj;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyWeakref_GetRef(ref, &obj) < 0) {
+        return -1;
+    }
+#else
+    obj = Py_XNewRef(PyWeakref_GetObject(ref));
+    if (obj == Py_None) {
+        Py_CLEAR(obj);
+    }
+#endif
+    PyObject *plain = obj == NULL ? Py_NewRef(no_resource) : PyWeakref_NewRef(obj, NULL);
+    Py_XDECREF(obj);
+    if (plain == NULL) {
+        return -1;
+    }
+    Py_XSETREF(SLOT(record, rec_resource), plain);
+    return 0;
+}
+
 /* _live.finish(record): destroy, once. */
 static int
 finish_record(PyObject *record)
 {
     set_slot(record, rec_context, Py_None);
     set_slot(record, rec_holder, Py_None);
+    if (let_go(record) < 0) {
+        return -1;
+    }
     PyObject *async_id = get_slot(record, rec_async_id);
     PyObject *listed = PyDict_GetItemWithError(live_resources, async_id);
     if (listed == NULL) {
@@ -1514,6 +1548,26 @@ attach_record(PyObject *record, PyObject *obj)
         }
     }
     return 0;
+}
+
+/* Whether the stdlib loop is in debug mode, or has a task factory: what
+ * get_debug() and get_task_factory() return, read from the attributes
+ * BaseEventLoop keeps them in (a method call costs three times as much).
+ * 1 (or an error, -1) sends the caller to the Python path. */
+static int
+loop_attribute_set(PyObject *loop, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(loop, name);
+    if (value == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return 1; /* not asyncio's own loop class: the Python path asks it */
+    }
+    int set = name == str_debug_attribute ? PyObject_IsTrue(value) : value != Py_None;
+    Py_DECREF(value);
+    return set;
 }
 
 static int
@@ -1692,7 +1746,7 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
     if (!any_hook || callback == flush_pending_destroys) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
-    int debug = method_is_true(loop, str_get_debug);
+    int debug = loop_attribute_set(loop, str_debug_attribute);
     if (debug != 0) {
         return debug < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
     }
@@ -1779,70 +1833,62 @@ tracked_create_task(Replacement *self, PyObject *const *args, size_t nargsf, PyO
         return slow_path(self, args, nargsf, kwnames);
     }
     PyObject *loop = args[0];
-    int debug = method_is_true(loop, str_get_debug);
-    if (debug != 0) {
-        return debug < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
+    /* An eager task factory runs the first step inside the constructor. */
+    int special = loop_attribute_set(loop, str_debug_attribute);
+    if (special == 0) {
+        special = loop_attribute_set(loop, str_factory_attribute);
     }
-    PyObject *factory = PyObject_CallMethodNoArgs(loop, str_get_task_factory);
-    if (factory == NULL) {
-        return NULL;
-    }
-    Py_DECREF(factory);
-    if (factory != Py_None) {
-        /* An eager one runs the first step inside the constructor. */
-        return slow_path(self, args, nargsf, kwnames);
+    if (special != 0) {
+        return special < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
     }
     PyObject *record = new_record();
     if (record == NULL) {
         return NULL;
     }
     set_slot(record, rec_resource, running_task);
-    PyObject *outer = creating_record;
-    creating_record = record;
-    /* The task's context is a copy of this one, taken by its constructor:
-     * made with this record as the frame, it holds the task's ids. */
-    PyObject *token = PyContextVar_Set(current_frame, record);
-    PyObject *task = NULL;
-    if (token != NULL) {
-        task = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
-        SavedError saved = save_error();
-        PyContextVar_Reset(current_frame, token);
-        Py_DECREF(token);
-        finish_cleanup(saved);
-        if (PyErr_Occurred()) {
-            Py_CLEAR(task);
-        }
+    /* The task's context, made here rather than by its constructor: a copy
+     * of this one with the record as the frame, so that every step reports
+     * the task's ids with no frame switch. */
+    PyObject *context = PyContext_CopyCurrent();
+    if (context == NULL) {
+        goto forget;
     }
-    creating_record = outer;
-    if (task == NULL) {
-        if (get_slot(record, rec_initialized) != Py_True) {
-            forget_record(record);
-        }
-        Py_DECREF(record);
-        return NULL;
+    if (PyContext_Enter(context) < 0) {
+        Py_DECREF(context);
+        goto forget;
+    }
+    PyObject *token = PyContextVar_Set(current_frame, record);
+    int exited = PyContext_Exit(context);
+    Py_XDECREF(token);
+    if (token == NULL || exited < 0) {
+        Py_DECREF(context);
+        goto forget;
     }
     set_slot(record, rec_frame_in_context, Py_True);
+    Py_XSETREF(SLOT(record, rec_context), context);
+    PyObject *with_context[4] = {args[0], args[1], nkw == 1 ? args[2] : context, context};
+    PyObject *outer = creating_record;
+    creating_record = record;
+    PyObject *task = PyObject_Vectorcall(self->original, with_context, 2,
+                                         nkw == 1 ? name_context_kwnames : context_kwnames);
+    creating_record = outer;
+    if (task == NULL) {
+        goto forget;
+    }
     if ((get_slot(record, rec_filed_in) == Py_None &&
          file_record(record, task_records, task) < 0) ||
         attach_record(record, task) < 0) {
-        goto failed;
+        Py_DECREF(record);
+        Py_DECREF(task);
+        return NULL;
     }
-    PyObject *context;
-    if (PyObject_HasAttr(task, str_get_context)) {
-        context = PyObject_CallMethodNoArgs(task, str_get_context);
-    }
-    else {
-        context = PyContext_CopyCurrent(); /* 3.11: what the task's own started from */
-    }
-    if (context == NULL) {
-        goto failed;
-    }
-    Py_XSETREF(SLOT(record, rec_context), context);
     Py_DECREF(record);
     return task;
-failed:
+forget:
+    if (get_slot(record, rec_initialized) != Py_True) {
+        forget_record(record);
+    }
     Py_DECREF(record);
-    Py_DECREF(task);
     return NULL;
 }
 
@@ -2245,18 +2291,17 @@ PyInit__speedups(void)
         return NULL;
     }
     str_done = PyUnicode_InternFromString("done");
-    str_get_debug = PyUnicode_InternFromString("get_debug");
-    str_get_task_factory = PyUnicode_InternFromString("get_task_factory");
-    str_get_context = PyUnicode_InternFromString("get_context");
+    str_debug_attribute = PyUnicode_InternFromString("_debug");
+    str_factory_attribute = PyUnicode_InternFromString("_task_factory");
     str_self = PyUnicode_InternFromString("__self__");
     str_name = PyUnicode_InternFromString("name");
     str_context = PyUnicode_InternFromString("context");
     empty_str = PyUnicode_InternFromString("");
     zero = PyLong_FromLong(0);
-    if (str_done == NULL || str_get_debug == NULL || str_get_task_factory == NULL ||
-        str_get_context == NULL || str_self == NULL || str_name == NULL ||
-        str_context == NULL || empty_str == NULL || zero == NULL ||
-        (context_kwnames = PyTuple_Pack(1, str_context)) == NULL) {
+    if (str_done == NULL || str_debug_attribute == NULL || str_factory_attribute == NULL ||
+        str_self == NULL || str_name == NULL || str_context == NULL || empty_str == NULL ||
+        zero == NULL || (context_kwnames = PyTuple_Pack(1, str_context)) == NULL ||
+        (name_context_kwnames = PyTuple_Pack(2, str_name, str_context)) == NULL) {
         return NULL;
     }
     for (int event = 0; event < EVENTS; event++) {

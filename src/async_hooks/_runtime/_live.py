@@ -209,6 +209,17 @@ class TrackedResource(ExecutionFrame):
         ref.async_id = self.async_id
         self.holder = ref
 
+    def let_go(self) -> None:
+        """The resource has ended: its collection has nothing left to report.
+
+        Its weak reference becomes one with no callback, so that collecting
+        the object (a finished task, a run handle) calls no Python code.
+        """
+        ref = self._resource
+        if type(ref) is _ResourceRef:
+            obj = ref()
+            self._resource = _no_resource if obj is None else weakref.ref(obj)
+
     def pending(self, resource: Callable[[], object]) -> None:
         """Until :meth:`attach` names the object, ``self.resource`` asks ``resource()``."""
         self._resource = resource
@@ -264,6 +275,7 @@ def finish(record: TrackedResource) -> None:
     # reference counting rather than left for the cyclic collector.
     record.context = None
     record.holder = None  # its collection has nothing left to end
+    record.let_go()
     if live_resources.pop(record.async_id, None) is not None:
         record.unfile()
         if _hooks.enabled.destroy:
