@@ -1278,6 +1278,7 @@ static PyObject *task_type;         /* asyncio.Task (the C one) */
 static PyObject *empty_str;
 static PyObject *zero;
 static PyObject *str_done, *str_debug_attribute, *str_factory_attribute, *str_self;
+static PyObject *str_get_debug, *str_get_task_factory;
 static PyObject *str_name, *str_context;
 static PyObject *context_kwnames;      /* ("context",) */
 static PyObject *name_context_kwnames; /* ("name", "context") */
@@ -1550,22 +1551,25 @@ attach_record(PyObject *record, PyObject *obj)
     return 0;
 }
 
-/* Whether the stdlib loop is in debug mode, or has a task factory: what
- * get_debug() and get_task_factory() return, read from the attributes
- * BaseEventLoop keeps them in (a method call costs three times as much).
- * 1 (or an error, -1) sends the caller to the Python path. */
+/* Whether the loop is in debug mode, or has a task factory: what get_debug()
+ * and get_task_factory() return. The stdlib loop keeps them in attributes,
+ * read as such (a method call costs three times as much); uvloop keeps them
+ * in C, and is asked. */
 static int
-loop_attribute_set(PyObject *loop, PyObject *name)
+loop_state(PyObject *loop, PyObject *attribute, PyObject *method)
 {
-    PyObject *value = PyObject_GetAttr(loop, name);
+    PyObject *value = PyObject_GetAttr(loop, attribute);
     if (value == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
             return -1;
         }
         PyErr_Clear();
-        return 1; /* not asyncio's own loop class: the Python path asks it */
+        value = PyObject_CallMethodNoArgs(loop, method);
+        if (value == NULL) {
+            return -1;
+        }
     }
-    int set = name == str_debug_attribute ? PyObject_IsTrue(value) : value != Py_None;
+    int set = attribute == str_debug_attribute ? PyObject_IsTrue(value) : value != Py_None;
     Py_DECREF(value);
     return set;
 }
@@ -1746,7 +1750,7 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
     if (!any_hook || callback == flush_pending_destroys) {
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
-    int debug = loop_attribute_set(loop, str_debug_attribute);
+    int debug = loop_state(loop, str_debug_attribute, str_get_debug);
     if (debug != 0) {
         return debug < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
     }
@@ -1834,9 +1838,9 @@ tracked_create_task(Replacement *self, PyObject *const *args, size_t nargsf, PyO
     }
     PyObject *loop = args[0];
     /* An eager task factory runs the first step inside the constructor. */
-    int special = loop_attribute_set(loop, str_debug_attribute);
+    int special = loop_state(loop, str_debug_attribute, str_get_debug);
     if (special == 0) {
-        special = loop_attribute_set(loop, str_factory_attribute);
+        special = loop_state(loop, str_factory_attribute, str_get_task_factory);
     }
     if (special != 0) {
         return special < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
@@ -1979,6 +1983,450 @@ required_offset(PyObject *type, const char *name)
     }
     return offset;
 }
+
+/* -- runtime tracking on uvloop ---------------------------------------------- */
+
+/* uvloop builds and runs its handles in C, with no Python method to wrap:
+ * the callback it gets is ours. TrackedCallback runs the user's callback as
+ * the resource's code; TaskStep runs a task's step between the task's
+ * before and after. The Python classes of the same names in
+ * _runtime/_asyncio.py are the fallback. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *callback;
+    PyObject *record;
+    PyObject *ready; /* held by a scheduling thread until init was emitted, or None */
+    PyObject *weakreflist;
+    vectorcallfunc vectorcall;
+} TrackedCallback;
+
+static PyTypeObject TrackedCallbackType;
+
+/* run_as(record, fn, *args): fn between before and after, the record the
+ * current frame. */
+static PyObject *
+run_as_record(PyObject *record, PyObject *fn, PyObject *const *args, size_t nargsf,
+              PyObject *kwnames)
+{
+    PyObject *token = PyContextVar_Set(current_frame, record);
+    if (token == NULL) {
+        return NULL;
+    }
+    PyObject *async_id = Py_NewRef(get_slot(record, rec_async_id));
+    PyObject *result = NULL;
+    if (dispatch(EVENT_BEFORE, &async_id, 1) == 0) {
+        result = PyObject_Vectorcall(fn, args, nargsf, kwnames);
+        SavedError saved = save_error();
+        int failed = dispatch(EVENT_AFTER, &async_id, 1) < 0;
+        finish_cleanup(saved);
+        if (failed) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_DECREF(async_id);
+    SavedError saved = save_error();
+    int reset_failed = PyContextVar_Reset(current_frame, token) < 0;
+    Py_DECREF(token);
+    finish_cleanup(saved);
+    if (reset_failed) {
+        Py_CLEAR(result);
+    }
+    return result;
+}
+
+static PyObject *
+tracked_callback_call(TrackedCallback *self, PyObject *const *args, size_t nargsf,
+                      PyObject *kwnames)
+{
+    if (self->ready != Py_None) {
+        /* Wait until the scheduling thread emitted init. */
+        PyObject *ready = Py_NewRef(self->ready);
+        PyObject *acquired = PyObject_CallMethod(ready, "acquire", NULL);
+        PyObject *released = acquired == NULL ? NULL : PyObject_CallMethod(ready, "release", NULL);
+        Py_XDECREF(acquired);
+        Py_DECREF(ready);
+        if (released == NULL) {
+            return NULL;
+        }
+        Py_DECREF(released);
+    }
+    PyObject *record = Py_NewRef(self->record);
+    PyObject *result = run_as_record(record, self->callback, args, nargsf, kwnames);
+    if (get_slot(record, rec_repeats) != Py_True) {
+        SavedError saved = save_error();
+        int failed = finish_record(record) < 0;
+        finish_cleanup(saved);
+        if (failed) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_DECREF(record);
+    return result;
+}
+
+static PyObject *
+tracked_callback_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *callback, *record;
+    static char *names[] = {"callback", "record", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:TrackedCallback", names, &callback,
+                                     &record)) {
+        return NULL;
+    }
+    if (record_type == NULL || !PyObject_TypeCheck(record, (PyTypeObject *)record_type)) {
+        PyErr_SetString(PyExc_TypeError, "TrackedCallback needs a TrackedResource");
+        return NULL;
+    }
+    TrackedCallback *self = PyObject_GC_New(TrackedCallback, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->callback = Py_NewRef(callback);
+    self->record = Py_NewRef(record);
+    self->ready = Py_NewRef(Py_None);
+    self->weakreflist = NULL;
+    self->vectorcall = (vectorcallfunc)tracked_callback_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static int
+tracked_callback_traverse(TrackedCallback *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->callback);
+    Py_VISIT(self->record);
+    Py_VISIT(self->ready);
+    return 0;
+}
+
+static int
+tracked_callback_clear(TrackedCallback *self)
+{
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->ready);
+    return 0;
+}
+
+static void
+tracked_callback_dealloc(TrackedCallback *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    tracked_callback_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+tracked_callback_repr(TrackedCallback *self)
+{
+    return PyObject_Repr(self->callback);
+}
+
+static PyMemberDef tracked_callback_members[] = {
+    {"callback", Py_T_OBJECT_EX, offsetof(TrackedCallback, callback), Py_READONLY,
+     "The user's callback."},
+    {"record", Py_T_OBJECT_EX, offsetof(TrackedCallback, record), Py_READONLY,
+     "The resource's record."},
+    {"_ready", Py_T_OBJECT_EX, offsetof(TrackedCallback, ready), 0,
+     "A lock held until init was emitted (call_soon_threadsafe), or None."},
+    {NULL},
+};
+
+static PyTypeObject TrackedCallbackType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "async_hooks._speedups.TrackedCallback",
+    .tp_basicsize = sizeof(TrackedCallback),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "TrackedCallback(callback, record)\n--\n\n"
+              "The callback a uvloop handle runs: the user's, between before and after.",
+    .tp_new = tracked_callback_new,
+    .tp_traverse = (traverseproc)tracked_callback_traverse,
+    .tp_clear = (inquiry)tracked_callback_clear,
+    .tp_dealloc = (destructor)tracked_callback_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(TrackedCallback, vectorcall),
+    .tp_weaklistoffset = offsetof(TrackedCallback, weakreflist),
+    .tp_repr = (reprfunc)tracked_callback_repr,
+    .tp_members = tracked_callback_members,
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *step;
+    PyObject *task;
+    PyObject *record;
+    vectorcallfunc vectorcall;
+} TaskStep;
+
+static PyObject *
+task_step_call(TaskStep *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *record = Py_NewRef(self->record), *task = Py_NewRef(self->task);
+    PyObject *token = NULL;
+    if (get_slot(record, rec_frame_in_context) != Py_True) {
+        token = PyContextVar_Set(current_frame, record);
+        if (token == NULL) {
+            Py_DECREF(record);
+            Py_DECREF(task);
+            return NULL;
+        }
+    }
+    PyObject *async_id = Py_NewRef(get_slot(record, rec_async_id));
+    PyObject *result = NULL;
+    if (dispatch(EVENT_BEFORE, &async_id, 1) == 0) {
+        result = PyObject_Vectorcall(self->step, args, nargsf, kwnames);
+        SavedError saved = save_error();
+        int failed;
+        int done = method_is_true(task, str_done);
+        if (done < 0) {
+            failed = 1;
+        }
+        else if (done) {
+            failed = dispatch(EVENT_PROMISE_RESOLVE, &async_id, 1) < 0 ||
+                     dispatch(EVENT_AFTER, &async_id, 1) < 0 || finish_record(record) < 0;
+        }
+        else {
+            failed = dispatch(EVENT_AFTER, &async_id, 1) < 0;
+        }
+        finish_cleanup(saved);
+        if (failed) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_DECREF(async_id);
+    if (token != NULL) {
+        SavedError saved = save_error();
+        int reset_failed = PyContextVar_Reset(current_frame, token) < 0;
+        Py_DECREF(token);
+        finish_cleanup(saved);
+        if (reset_failed) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_DECREF(task);
+    Py_DECREF(record);
+    return result;
+}
+
+static PyObject *
+new_task_step(PyTypeObject *type, PyObject *step, PyObject *task, PyObject *record)
+{
+    TaskStep *self = PyObject_GC_New(TaskStep, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->step = Py_NewRef(step);
+    self->task = Py_NewRef(task);
+    self->record = Py_NewRef(record);
+    self->vectorcall = (vectorcallfunc)task_step_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
+task_step_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *step, *task, *record;
+    static char *names[] = {"step", "task", "record", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO:TaskStep", names, &step, &task,
+                                     &record)) {
+        return NULL;
+    }
+    if (record_type == NULL || !PyObject_TypeCheck(record, (PyTypeObject *)record_type)) {
+        PyErr_SetString(PyExc_TypeError, "TaskStep needs a TrackedResource");
+        return NULL;
+    }
+    return new_task_step(type, step, task, record);
+}
+
+static int
+task_step_traverse(TaskStep *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->step);
+    Py_VISIT(self->task);
+    Py_VISIT(self->record);
+    return 0;
+}
+
+static int
+task_step_clear(TaskStep *self)
+{
+    Py_CLEAR(self->step);
+    Py_CLEAR(self->task);
+    Py_CLEAR(self->record);
+    return 0;
+}
+
+static void
+task_step_dealloc(TaskStep *self)
+{
+    PyObject_GC_UnTrack(self);
+    task_step_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+task_step_repr(TaskStep *self)
+{
+    return PyObject_Repr(self->step);
+}
+
+static PyTypeObject TaskStepType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "async_hooks._speedups.TaskStep",
+    .tp_basicsize = sizeof(TaskStep),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "TaskStep(step, task, record)\n--\n\n"
+              "A task's step on uvloop, run between the task's before and after.",
+    .tp_new = task_step_new,
+    .tp_traverse = (traverseproc)task_step_traverse,
+    .tp_clear = (inquiry)task_step_clear,
+    .tp_dealloc = (destructor)task_step_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(TaskStep, vectorcall),
+    .tp_repr = (reprfunc)task_step_repr,
+};
+
+/* args with args[index] replaced by `value`, into `small` when it fits. */
+static PyObject **
+args_with(PyObject *const *args, Py_ssize_t count, Py_ssize_t index, PyObject *value,
+          PyObject **small, Py_ssize_t small_size)
+{
+    PyObject **copy =
+        count <= small_size ? small : PyMem_Malloc(count * sizeof(PyObject *));
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(copy, args, count * sizeof(PyObject *));
+    copy[index] = value;
+    return copy;
+}
+
+/* uvloop's call_soon(callback, *args, context=None). */
+static PyObject *
+tracked_uvloop_call_soon(Replacement *self, PyObject *const *args, size_t nargsf,
+                         PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs < 2 || nkw > 1 || (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) ||
+        creation_sites) {
+        return slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *loop = args[0], *callback = args[1];
+    if (nargs > 2) {
+        PyObject *future = record_of(future_records, args[2]);
+        if (future != NULL || PyErr_Occurred()) {
+            return future == NULL ? NULL : slow_path(self, args, nargsf, kwnames);
+        }
+    }
+    PyObject *small[8];
+    Py_ssize_t total = nargs + nkw;
+    PyObject *task = c_task_of_step(callback);
+    if (task != NULL) {
+        PyObject *record = record_of(task_records, task);
+        if (record == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            if (creating_record == NULL) {
+                return slow_path(self, args, nargsf, kwnames);
+            }
+            if (file_record(creating_record, task_records, task) < 0) {
+                return NULL;
+            }
+            record = creating_record;
+        }
+        if (!any_hook) {
+            return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+        }
+        PyObject *step = new_task_step(&TaskStepType, callback, task, record);
+        if (step == NULL) {
+            return NULL;
+        }
+        PyObject **with_step = args_with(args, total, 1, step, small, 8);
+        PyObject *handle = with_step == NULL
+                               ? NULL
+                               : PyObject_Vectorcall(self->original, with_step, nargs, kwnames);
+        if (with_step != NULL && with_step != small) {
+            PyMem_Free(with_step);
+        }
+        Py_DECREF(step);
+        return handle;
+    }
+    if (!any_hook || Py_IS_TYPE(callback, &TrackedCallbackType) ||
+        callback == flush_pending_destroys || !PyCallable_Check(callback)) {
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    int debug = method_is_true(loop, str_get_debug);
+    if (debug != 0) {
+        /* uvloop checks for a coroutine function then: the Python path leaves it be. */
+        return debug < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *record = new_record();
+    if (record == NULL) {
+        return NULL;
+    }
+    PyObject *context = nkw == 1 ? args[nargs] : Py_None;
+    context = context == Py_None ? PyContext_CopyCurrent() : Py_NewRef(context);
+    if (context == NULL) {
+        goto failed;
+    }
+    Py_XSETREF(SLOT(record, rec_context), context);
+    PyObject *tracked_args[2] = {callback, record};
+    PyObject *tracked = PyObject_Vectorcall((PyObject *)&TrackedCallbackType, tracked_args, 2, NULL);
+    if (tracked == NULL) {
+        goto failed;
+    }
+    PyObject **with_tracked = args_with(args, nargs + 1, 1, tracked, small, 8);
+    PyObject *handle = NULL;
+    if (with_tracked != NULL) {
+        with_tracked[nargs] = context;
+        handle = PyObject_Vectorcall(self->original, with_tracked, nargs, context_kwnames);
+        if (with_tracked != small) {
+            PyMem_Free(with_tracked);
+        }
+    }
+    if (handle == NULL) {
+        Py_DECREF(tracked);
+        goto failed;
+    }
+    /* uvloop's cancel drops the callback, which the record watches. */
+    PyObject *watch_args[2] = {tracked, collected};
+    PyObject *holder = PyObject_Vectorcall(resource_ref_type, watch_args, 2, NULL);
+    Py_DECREF(tracked);
+    if (holder == NULL) {
+        Py_DECREF(handle);
+        goto failed;
+    }
+    set_slot(holder, ref_async_id, get_slot(record, rec_async_id));
+    Py_XSETREF(SLOT(record, rec_holder), holder);
+    if (attach_record(record, handle) < 0) {
+        Py_DECREF(handle);
+        Py_DECREF(record);
+        return NULL;
+    }
+    Py_DECREF(record);
+    return handle;
+failed:
+    forget_record(record);
+    Py_DECREF(record);
+    return NULL;
+}
+
+static PyObject *
+uvloop_call_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return replacement_new(type, args, kwargs, (vectorcallfunc)tracked_uvloop_call_soon);
+}
+
+REPLACEMENT_TYPE(UvloopCallSoonType, "TrackedUvloopCallSoon",
+                 "TrackedUvloopCallSoon(original, slow)\n--\n\n"
+                 "uvloop's call_soon, giving uvloop a tracked callback or task step.",
+                 uvloop_call_soon_new);
 
 PyDoc_STRVAR(configure_records_doc,
 "configure_records(*, record_type, live_resources, resource_ref_type, collected,\n"
@@ -2281,10 +2729,12 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     PyTypeObject *types[] = {&StorageType,  &ResourceType,  &BoundType,     &SnapshotType,
-                             &HandleRunType, &CallSoonType, &CreateTaskType};
+                             &HandleRunType, &CallSoonType, &CreateTaskType,
+                             &UvloopCallSoonType, &TrackedCallbackType, &TaskStepType};
     const char *names[] = {"StorageBase",      "ResourceBase",    "BoundFunction",
                            "SnapshotRunner",   "TrackedHandleRun", "TrackedCallSoon",
-                           "TrackedCreateTask"};
+                           "TrackedCreateTask", "TrackedUvloopCallSoon", "TrackedCallback",
+                           "TaskStep"};
     str_fn = PyUnicode_InternFromString("fn");
     str_async_id = PyUnicode_InternFromString("async_id");
     if (str_fn == NULL || str_async_id == NULL) {
@@ -2292,6 +2742,8 @@ PyInit__speedups(void)
     }
     str_done = PyUnicode_InternFromString("done");
     str_debug_attribute = PyUnicode_InternFromString("_debug");
+    str_get_debug = PyUnicode_InternFromString("get_debug");
+    str_get_task_factory = PyUnicode_InternFromString("get_task_factory");
     str_factory_attribute = PyUnicode_InternFromString("_task_factory");
     str_self = PyUnicode_InternFromString("__self__");
     str_name = PyUnicode_InternFromString("name");
@@ -2300,6 +2752,7 @@ PyInit__speedups(void)
     zero = PyLong_FromLong(0);
     if (str_done == NULL || str_debug_attribute == NULL || str_factory_attribute == NULL ||
         str_self == NULL || str_name == NULL || str_context == NULL || empty_str == NULL ||
+        str_get_debug == NULL || str_get_task_factory == NULL ||
         zero == NULL || (context_kwnames = PyTuple_Pack(1, str_context)) == NULL ||
         (name_context_kwnames = PyTuple_Pack(2, str_name, str_context)) == NULL) {
         return NULL;

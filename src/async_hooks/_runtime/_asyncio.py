@@ -44,7 +44,7 @@ import weakref
 from asyncio import format_helpers
 from collections.abc import Callable
 from contextvars import Context, copy_context
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _hooks
 from .._accelerator import speedups
@@ -447,69 +447,75 @@ def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callab
 # -- handles and timers on uvloop ------------------------------------------------
 
 
-class TrackedCallback:
-    """The callback a uvloop handle runs: the user's, between ``before`` and ``after``.
+if TYPE_CHECKING or speedups is None:
 
-    uvloop lets go of it when the handle is cancelled (or the reader, writer
-    or signal handler removed): the record watches it for that.
-    """
+    class TrackedCallback:
+        """The callback a uvloop handle runs: the user's, between ``before`` and ``after``.
 
-    __slots__ = ("__weakref__", "_ready", "callback", "record")
+        uvloop lets go of it when the handle is cancelled (or the reader, writer
+        or signal handler removed): the record watches it for that.
+        """
 
-    def __init__(self, callback: Callable[..., object], record: TrackedResource) -> None:
-        self.callback = callback
-        self.record = record
-        # call_soon_threadsafe: held by the scheduling thread until init was
-        # emitted, since the loop may run the handle before that thread resumes.
-        self._ready: threading.Lock | None = None
+        __slots__ = ("__weakref__", "_ready", "callback", "record")
 
-    def __call__(self, *args: Any) -> None:
-        if self._ready is not None:
-            with self._ready:
-                pass
-        record = self.record
-        try:
-            run_as(record, self.callback, *args)
-        finally:
-            if not record.repeats:
-                finish(record)
+        def __init__(self, callback: Callable[..., object], record: TrackedResource) -> None:
+            self.callback = callback
+            self.record = record
+            # call_soon_threadsafe: held by the scheduling thread until init was
+            # emitted, since the loop may run the handle before that thread resumes.
+            self._ready: threading.Lock | None = None
 
-    def __repr__(self) -> str:
-        return repr(self.callback)
+        def __call__(self, *args: Any) -> None:
+            if self._ready is not None:
+                with self._ready:
+                    pass
+            record = self.record
+            try:
+                run_as(record, self.callback, *args)
+            finally:
+                if not record.repeats:
+                    finish(record)
 
+        def __repr__(self) -> str:
+            return repr(self.callback)
 
-class _TaskStep:
-    """A task's step on uvloop, run between the task's ``before`` and ``after``."""
+    class _TaskStep:
+        """A task's step on uvloop, run between the task's ``before`` and ``after``."""
 
-    __slots__ = ("record", "step", "task")
+        __slots__ = ("record", "step", "task")
 
-    def __init__(
-        self, step: Callable[..., object], task: asyncio.Task[Any], record: TrackedResource
-    ):
-        self.step = step
-        self.task = task
-        self.record = record
+        def __init__(
+            self, step: Callable[..., object], task: asyncio.Task[Any], record: TrackedResource
+        ):
+            self.step = step
+            self.task = task
+            self.record = record
 
-    def __call__(self, *args: Any) -> None:
-        step, task, record = self.step, self.task, self.record
-        token = None if record.frame_in_context else current_frame.set(record)
-        if _hooks.enabled.before:
-            _hooks.emit_before(record.async_id)
-        try:
-            step(*args)
-        finally:
-            if task.done():
-                _task_finished_inside_step(record)
-            elif _hooks.enabled.after:
-                _hooks.emit_after(record.async_id)
-            if token is not None:
-                current_frame.reset(token)
-            # As in Handle._run: no reference to the task from a frame that a
-            # failing step's traceback keeps alive.
-            self = step = task = args = None  # type: ignore[assignment]
+        def __call__(self, *args: Any) -> None:
+            step, task, record = self.step, self.task, self.record
+            token = None if record.frame_in_context else current_frame.set(record)
+            if _hooks.enabled.before:
+                _hooks.emit_before(record.async_id)
+            try:
+                step(*args)
+            finally:
+                if task.done():
+                    _task_finished_inside_step(record)
+                elif _hooks.enabled.after:
+                    _hooks.emit_after(record.async_id)
+                if token is not None:
+                    current_frame.reset(token)
+                # As in Handle._run: no reference to the task from a frame that a
+                # failing step's traceback keeps alive.
+                self = step = task = args = None  # type: ignore[assignment]
 
-    def __repr__(self) -> str:
-        return repr(self.step)
+        def __repr__(self) -> str:
+            return repr(self.step)
+
+else:
+    # The same, compiled: uvloop calls them for every callback and step.
+    TrackedCallback = speedups.TrackedCallback
+    _TaskStep = speedups.TaskStep
 
 
 def _uvloop_schedule(
@@ -923,15 +929,21 @@ def _stdlib_patches() -> dict[str, Callable[[Any], Any]]:
     return patches
 
 
+def _uvloop_patches() -> dict[str, Callable[[Any], Any]]:
+    """The replacements on uvloop's loop, by name: compiled where the accelerator runs."""
+    patches = dict((*_COMMON_PATCHES, *_scheduling_patches(_uvloop_schedule)))
+    if speedups is not None:
+        patches["create_task"] = _compiled(speedups.TrackedCreateTask, patches["create_task"])
+        patches["call_soon"] = _compiled(speedups.TrackedUvloopCallSoon, patches["call_soon"])
+    return patches
+
+
 def patch_asyncio() -> None:
     """Replace the resource-creating loop methods with tracking ones."""
     if _patches:
         return
     for cls in loop_classes():
-        if cls is asyncio.BaseEventLoop:
-            patches = _stdlib_patches()
-        else:
-            patches = dict((*_COMMON_PATCHES, *_scheduling_patches(_uvloop_schedule)))
+        patches = _stdlib_patches() if cls is asyncio.BaseEventLoop else _uvloop_patches()
         for name, make in patches.items():
             _patches.apply(cls, name, make)
     for cls, name, make in _watcher_patches():
