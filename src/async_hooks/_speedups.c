@@ -1586,6 +1586,27 @@ method_is_true(PyObject *obj, PyObject *name)
     return truth;
 }
 
+/* _asyncio._resolved(arg): a callback scheduled with `arg` first may be a
+ * tracked future scheduling its done-callbacks: then it resolved. */
+static int
+resolve_if_future(PyObject *arg)
+{
+    PyObject *record = record_of(future_records, arg);
+    if (record == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(record);
+    int done = method_is_true(arg, str_done);
+    int failed = done < 0;
+    if (done > 0) {
+        PyObject *async_id = Py_NewRef(get_slot(record, rec_async_id));
+        failed = dispatch(EVENT_PROMISE_RESOLVE, &async_id, 1) < 0 || finish_record(record) < 0;
+        Py_DECREF(async_id);
+    }
+    Py_DECREF(record);
+    return failed ? -1 : 0;
+}
+
 /* A replacement method: a vectorcall object that is its own method
  * descriptor (Py_TPFLAGS_METHOD_DESCRIPTOR), so that a call through the
  * instance passes the instance as args[0] and makes no bound method. */
@@ -1723,12 +1744,8 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
         return slow_path(self, args, nargsf, kwnames);
     }
     PyObject *loop = args[0], *callback = args[1];
-    if (nargs > 2) {
-        /* A future scheduling its done-callbacks: the Python path resolves it. */
-        PyObject *future = record_of(future_records, args[2]);
-        if (future != NULL || PyErr_Occurred()) {
-            return future == NULL ? NULL : slow_path(self, args, nargsf, kwnames);
-        }
+    if (nargs > 2 && resolve_if_future(args[2]) < 0) {
+        return NULL;
     }
     PyObject *task = c_task_of_step(callback);
     if (task != NULL) {
@@ -1983,6 +2000,51 @@ required_offset(PyObject *type, const char *name)
     }
     return offset;
 }
+
+/* loop.create_future(), on both loops. */
+static PyObject *
+tracked_create_future(Replacement *self, PyObject *const *args, size_t nargsf,
+                      PyObject *kwnames)
+{
+    if (creation_sites) {
+        return slow_path(self, args, nargsf, kwnames);
+    }
+    PyObject *future = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    if (future == NULL || !any_hook) {
+        return future;
+    }
+    PyObject *record = new_record();
+    if (record == NULL) {
+        Py_DECREF(future);
+        return NULL;
+    }
+    PyObject *context = PyContext_CopyCurrent();
+    if (context == NULL) {
+        forget_record(record);
+        goto failed;
+    }
+    Py_XSETREF(SLOT(record, rec_context), context);
+    if (file_record(record, future_records, future) < 0 || attach_record(record, future) < 0) {
+        goto failed;
+    }
+    Py_DECREF(record);
+    return future;
+failed:
+    Py_DECREF(record);
+    Py_DECREF(future);
+    return NULL;
+}
+
+static PyObject *
+create_future_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    return replacement_new(type, args, kwargs, (vectorcallfunc)tracked_create_future);
+}
+
+REPLACEMENT_TYPE(CreateFutureType, "TrackedCreateFuture",
+                 "TrackedCreateFuture(original, slow)\n--\n\n"
+                 "The loop's create_future, tracking the future it makes.",
+                 create_future_new);
 
 /* -- runtime tracking on uvloop ---------------------------------------------- */
 
@@ -2317,11 +2379,8 @@ tracked_uvloop_call_soon(Replacement *self, PyObject *const *args, size_t nargsf
         return slow_path(self, args, nargsf, kwnames);
     }
     PyObject *loop = args[0], *callback = args[1];
-    if (nargs > 2) {
-        PyObject *future = record_of(future_records, args[2]);
-        if (future != NULL || PyErr_Occurred()) {
-            return future == NULL ? NULL : slow_path(self, args, nargsf, kwnames);
-        }
+    if (nargs > 2 && resolve_if_future(args[2]) < 0) {
+        return NULL;
     }
     PyObject *small[8];
     Py_ssize_t total = nargs + nkw;
@@ -2730,11 +2789,12 @@ PyInit__speedups(void)
 {
     PyTypeObject *types[] = {&StorageType,  &ResourceType,  &BoundType,     &SnapshotType,
                              &HandleRunType, &CallSoonType, &CreateTaskType,
-                             &UvloopCallSoonType, &TrackedCallbackType, &TaskStepType};
+                             &UvloopCallSoonType, &TrackedCallbackType, &TaskStepType,
+                             &CreateFutureType};
     const char *names[] = {"StorageBase",      "ResourceBase",    "BoundFunction",
                            "SnapshotRunner",   "TrackedHandleRun", "TrackedCallSoon",
                            "TrackedCreateTask", "TrackedUvloopCallSoon", "TrackedCallback",
-                           "TaskStep"};
+                           "TaskStep",         "TrackedCreateFuture"};
     str_fn = PyUnicode_InternFromString("fn");
     str_async_id = PyUnicode_InternFromString("async_id");
     if (str_fn == NULL || str_async_id == NULL) {

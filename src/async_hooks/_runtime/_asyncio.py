@@ -925,6 +925,7 @@ def _stdlib_patches() -> dict[str, Callable[[Any], Any]]:
     if speedups is not None:
         # The common cases in C; every other case goes to the Python one.
         patches["create_task"] = _compiled(speedups.TrackedCreateTask, patches["create_task"])
+        patches["create_future"] = _compiled(speedups.TrackedCreateFuture, patches["create_future"])
         patches["call_soon"] = _compiled(speedups.TrackedCallSoon, patches["call_soon"])
     return patches
 
@@ -934,6 +935,7 @@ def _uvloop_patches() -> dict[str, Callable[[Any], Any]]:
     patches = dict((*_COMMON_PATCHES, *_scheduling_patches(_uvloop_schedule)))
     if speedups is not None:
         patches["create_task"] = _compiled(speedups.TrackedCreateTask, patches["create_task"])
+        patches["create_future"] = _compiled(speedups.TrackedCreateFuture, patches["create_future"])
         patches["call_soon"] = _compiled(speedups.TrackedUvloopCallSoon, patches["call_soon"])
     return patches
 
