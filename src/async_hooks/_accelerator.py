@@ -39,6 +39,7 @@ STAMPED_FILES = (
     "_storage.py",
     os.path.join("_runtime", "_asyncio.py"),
     os.path.join("_runtime", "_live.py"),
+    os.path.join("_runtime", "_network.py"),
 )
 
 

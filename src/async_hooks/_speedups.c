@@ -2487,6 +2487,185 @@ REPLACEMENT_TYPE(UvloopCallSoonType, "TrackedUvloopCallSoon",
                  "uvloop's call_soon, giving uvloop a tracked callback or task step.",
                  uvloop_call_soon_new);
 
+/* -- runtime tracking of transports ------------------------------------------ */
+
+/* A protocol method run between its transport's before and after (the
+ * Python twin is _runtime/_network._ProtocolCallback): the common case, a
+ * callback of an open connection other than connection_made and
+ * connection_lost, in C; every other case through the Python function
+ * configure_network() hands over. */
+
+static PyObject *run_protocol_callback; /* _network._run_protocol_callback(callback, *args) */
+static PyObject *str_record, *str_lost, *str_connection_made, *str_connection_lost;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *tracking; /* the connection's _ConnectionTracking */
+    PyObject *name;
+    PyObject *method;
+    int common; /* neither connection_made nor connection_lost */
+    vectorcallfunc vectorcall;
+} ProtocolCallback;
+
+static PyObject *
+protocol_callback_slow(ProtocolCallback *self, PyObject *const *args, size_t nargsf)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *small[8];
+    PyObject **with_self =
+        nargs + 1 <= 8 ? small : PyMem_Malloc((nargs + 1) * sizeof(PyObject *));
+    if (with_self == NULL) {
+        return PyErr_NoMemory();
+    }
+    with_self[0] = (PyObject *)self;
+    memcpy(with_self + 1, args, nargs * sizeof(PyObject *));
+    PyObject *result = PyObject_Vectorcall(run_protocol_callback, with_self, nargs + 1, NULL);
+    if (with_self != small) {
+        PyMem_Free(with_self);
+    }
+    return result;
+}
+
+static PyObject *
+protocol_callback_call(ProtocolCallback *self, PyObject *const *args, size_t nargsf,
+                       PyObject *kwnames)
+{
+    if (!self->common || kwnames != NULL || run_protocol_callback == NULL) {
+        if (run_protocol_callback == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "ProtocolCallback used before configure_network()");
+            return NULL;
+        }
+        return protocol_callback_slow(self, args, nargsf);
+    }
+    PyObject *record = PyObject_GetAttr(self->tracking, str_record);
+    if (record == NULL) {
+        return NULL;
+    }
+    int live = record != Py_None && Py_IS_TYPE(record, (PyTypeObject *)record_type)
+                   ? PyDict_Contains(live_resources, get_slot(record, rec_async_id))
+                   : 0;
+    if (live <= 0) {
+        Py_DECREF(record);
+        return live < 0 ? NULL : protocol_callback_slow(self, args, nargsf);
+    }
+    PyObject *tracking = Py_NewRef(self->tracking);
+    PyObject *result = run_as_record(record, self->method, args, nargsf, NULL);
+    if (get_slot(record, rec_repeats) != Py_True) {
+        /* Ended during this run (its transport was collected): lost once
+         * the outermost of its callbacks returns. */
+        SavedError saved = save_error();
+        PyObject *frame = NULL;
+        int failed = PyContextVar_Get(current_frame, NULL, &frame) < 0;
+        if (!failed && frame != record) {
+            PyObject *lost = PyObject_CallMethodNoArgs(tracking, str_lost);
+            failed = lost == NULL;
+            Py_XDECREF(lost);
+        }
+        Py_XDECREF(frame);
+        finish_cleanup(saved);
+        if (failed) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_DECREF(tracking);
+    Py_DECREF(record);
+    return result;
+}
+
+static PyObject *
+protocol_callback_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *tracking, *name, *method;
+    static char *names[] = {"tracking", "name", "method", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OUO:ProtocolCallback", names, &tracking,
+                                     &name, &method)) {
+        return NULL;
+    }
+    if (record_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ProtocolCallback used before configure_records()");
+        return NULL;
+    }
+    ProtocolCallback *self = PyObject_GC_New(ProtocolCallback, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->tracking = Py_NewRef(tracking);
+    self->name = Py_NewRef(name);
+    self->method = Py_NewRef(method);
+    self->common = !is_keyword(name, str_connection_made) && !is_keyword(name, str_connection_lost);
+    self->vectorcall = (vectorcallfunc)protocol_callback_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static int
+protocol_callback_traverse(ProtocolCallback *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->tracking);
+    Py_VISIT(self->name);
+    Py_VISIT(self->method);
+    return 0;
+}
+
+static int
+protocol_callback_clear(ProtocolCallback *self)
+{
+    Py_CLEAR(self->tracking);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->method);
+    return 0;
+}
+
+static void
+protocol_callback_dealloc(ProtocolCallback *self)
+{
+    PyObject_GC_UnTrack(self);
+    protocol_callback_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef protocol_callback_members[] = {
+    {"tracking", Py_T_OBJECT_EX, offsetof(ProtocolCallback, tracking), Py_READONLY,
+     "The connection's tracking."},
+    {"name", Py_T_OBJECT_EX, offsetof(ProtocolCallback, name), Py_READONLY,
+     "The protocol method's name."},
+    {"method", Py_T_OBJECT_EX, offsetof(ProtocolCallback, method), Py_READONLY,
+     "The protocol's own method."},
+    {NULL},
+};
+
+static PyTypeObject ProtocolCallbackType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "async_hooks._speedups.ProtocolCallback",
+    .tp_basicsize = sizeof(ProtocolCallback),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "ProtocolCallback(tracking, name, method)\n--\n\n"
+              "One protocol method, run between its transport's before and after.",
+    .tp_new = protocol_callback_new,
+    .tp_traverse = (traverseproc)protocol_callback_traverse,
+    .tp_clear = (inquiry)protocol_callback_clear,
+    .tp_dealloc = (destructor)protocol_callback_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(ProtocolCallback, vectorcall),
+    .tp_members = protocol_callback_members,
+};
+
+PyDoc_STRVAR(configure_network_doc,
+"configure_network(*, run_protocol_callback)\n--\n\n"
+"Hand over what ProtocolCallback calls for every case but the common one\n"
+"(from _runtime._network).");
+
+static PyObject *
+configure_network(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
+{
+    PyObject *run;
+    static char *names[] = {"run_protocol_callback", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O:configure_network", names, &run)) {
+        return NULL;
+    }
+    Py_XSETREF(run_protocol_callback, Py_NewRef(run));
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(configure_records_doc,
 "configure_records(*, record_type, live_resources, resource_ref_type, collected,\n"
 "                  no_resource)\n--\n\n"
@@ -2766,6 +2945,8 @@ static PyMethodDef module_methods[] = {
     {"dispatching", dispatching, METH_NOARGS, dispatching_doc},
     {"configure_tracking", (PyCFunction)(void (*)(void))configure_tracking,
      METH_VARARGS | METH_KEYWORDS, configure_tracking_doc},
+    {"configure_network", (PyCFunction)(void (*)(void))configure_network,
+     METH_VARARGS | METH_KEYWORDS, configure_network_doc},
     {"configure_records", (PyCFunction)(void (*)(void))configure_records,
      METH_VARARGS | METH_KEYWORDS, configure_records_doc},
     {"emit_init", (PyCFunction)(void (*)(void))emit_init, METH_FASTCALL, emit_init_doc},
@@ -2790,17 +2971,25 @@ PyInit__speedups(void)
     PyTypeObject *types[] = {&StorageType,  &ResourceType,  &BoundType,     &SnapshotType,
                              &HandleRunType, &CallSoonType, &CreateTaskType,
                              &UvloopCallSoonType, &TrackedCallbackType, &TaskStepType,
-                             &CreateFutureType};
+                             &CreateFutureType, &ProtocolCallbackType};
     const char *names[] = {"StorageBase",      "ResourceBase",    "BoundFunction",
                            "SnapshotRunner",   "TrackedHandleRun", "TrackedCallSoon",
                            "TrackedCreateTask", "TrackedUvloopCallSoon", "TrackedCallback",
-                           "TaskStep",         "TrackedCreateFuture"};
+                           "TaskStep",         "TrackedCreateFuture", "ProtocolCallback"};
     str_fn = PyUnicode_InternFromString("fn");
     str_async_id = PyUnicode_InternFromString("async_id");
     if (str_fn == NULL || str_async_id == NULL) {
         return NULL;
     }
     str_done = PyUnicode_InternFromString("done");
+    str_record = PyUnicode_InternFromString("record");
+    str_lost = PyUnicode_InternFromString("lost");
+    str_connection_made = PyUnicode_InternFromString("connection_made");
+    str_connection_lost = PyUnicode_InternFromString("connection_lost");
+    if (str_record == NULL || str_lost == NULL || str_connection_made == NULL ||
+        str_connection_lost == NULL) {
+        return NULL;
+    }
     str_debug_attribute = PyUnicode_InternFromString("_debug");
     str_get_debug = PyUnicode_InternFromString("get_debug");
     str_get_task_factory = PyUnicode_InternFromString("get_task_factory");

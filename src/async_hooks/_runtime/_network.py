@@ -28,9 +28,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextvars import copy_context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _hooks
+from .._accelerator import speedups
 from .._execution import ExecutionFrame, current_frame
 from .._patching import Patches
 from ._asyncio import loop_classes
@@ -103,38 +104,52 @@ class _ConnectionTracking:
             finish(self.record)
 
 
-class _ProtocolCallback:
-    """One protocol method, run between its transport's ``before`` and ``after``."""
-
-    __slots__ = ("method", "name", "tracking")
-
-    def __init__(self, tracking: _ConnectionTracking, name: str, method: Callable[..., Any]):
-        self.tracking = tracking
-        self.name = name
-        self.method = method
-
-    def __call__(self, *args: Any) -> Any:
-        tracking = self.tracking
-        if self.name == "connection_made" and tracking.record is None and _hooks.enabled.hooks:
-            tracking.connected(args[0])
-        record = tracking.record
-        if record is None:
-            return self.method(*args)
-        if record.async_id not in live_resources:
-            # It ended (or its transport was collected) while the protocol
-            # lives on, and someone kept this method (asyncio's SSL protocol
-            # keeps the app protocol's): nothing is left to report it as.
+def _run_protocol_callback(callback: _ProtocolCallback, *args: Any) -> Any:
+    """What calling ``callback`` does (the compiled twin does only the common case)."""
+    tracking = callback.tracking
+    if callback.name == "connection_made" and tracking.record is None and _hooks.enabled.hooks:
+        tracking.connected(args[0])
+    record = tracking.record
+    if record is None:
+        return callback.method(*args)
+    if record.async_id not in live_resources:
+        # It ended (or its transport was collected) while the protocol
+        # lives on, and someone kept this method (asyncio's SSL protocol
+        # keeps the app protocol's): nothing is left to report it as.
+        tracking.lost()
+        return callback.method(*args)
+    try:
+        return run_as(record, callback.method, *args)
+    finally:
+        if callback.name == "connection_lost":
+            record.repeats = False
+        # Ended during this run (connection_lost, or its transport was
+        # collected): finished once the outermost of its callbacks returns.
+        if not record.repeats and current_frame.get() is not record:
             tracking.lost()
-            return self.method(*args)
-        try:
-            return run_as(record, self.method, *args)
-        finally:
-            if self.name == "connection_lost":
-                record.repeats = False
-            # Ended during this run (connection_lost, or its transport was
-            # collected): finished once the outermost of its callbacks returns.
-            if not record.repeats and current_frame.get() is not record:
-                tracking.lost()
+
+
+if TYPE_CHECKING or speedups is None:
+
+    class _ProtocolCallback:
+        """One protocol method, run between its transport's ``before`` and ``after``."""
+
+        __slots__ = ("method", "name", "tracking")
+
+        def __init__(
+            self, tracking: _ConnectionTracking, name: str, method: Callable[..., Any]
+        ) -> None:
+            self.tracking = tracking
+            self.name = name
+            self.method = method
+
+        def __call__(self, *args: Any) -> Any:
+            return _run_protocol_callback(self, *args)
+
+else:
+    # The same, compiled: every chunk a connection receives goes through it.
+    _ProtocolCallback = speedups.ProtocolCallback
+    speedups.configure_network(run_protocol_callback=_run_protocol_callback)
 
 
 def _watch(protocol: object, origin: ExecutionFrame) -> None:
