@@ -1254,16 +1254,17 @@ snapshot(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return (PyObject *)self;
 }
 
-/* -- runtime tracking on the stdlib loop ----------------------------------- */
+/* -- runtime tracking of asyncio ------------------------------------------- */
 
 /* The common cases of _runtime/_asyncio.py in C: a task made by create_task,
- * the steps it schedules and runs, and a plain call_soon callback. Each
- * replacement holds the loop's original method and the Python replacement,
- * which it calls for every other case (a task factory, debug mode, a user's
- * context for a task, a future resolving, a task not made by create_task,
- * creation sites), so what it does is always what the Python code does. */
+ * the steps it schedules and runs, a plain call_soon callback and a future
+ * from create_future. Each replacement holds the loop's original method and
+ * the Python replacement, which it calls for every other case (a task
+ * factory, debug mode, a user's context for a task, a task not made by
+ * create_task, creation sites), so what it does is what the Python code
+ * does. */
 
-/* What configure_tracking() hands over. */
+/* What configure_records() and configure_tracking() hand over. */
 static PyObject *record_type;       /* _live.TrackedResource */
 static PyObject *live_resources;    /* _live.live_resources: async id -> record */
 static PyObject *task_records;      /* _asyncio._tasks: id(task) -> record */
@@ -1284,8 +1285,9 @@ static PyObject *context_kwnames;      /* ("context",) */
 static PyObject *name_context_kwnames; /* ("name", "context") */
 
 /* Where TrackedResource and asyncio.Handle keep their slots. */
-static Py_ssize_t rec_async_id, rec_trigger, rec_resource, rec_context, rec_created_at, rec_creation_site, rec_filed_as, rec_filed_in,
-    rec_frame_in_context, rec_holder, rec_initialized, rec_repeats, rec_type, ref_async_id;
+static Py_ssize_t rec_async_id, rec_trigger, rec_resource, rec_context, rec_created_at,
+    rec_creation_site, rec_filed_as, rec_filed_in, rec_frame_in_context, rec_holder,
+    rec_initialized, rec_repeats, rec_type, ref_async_id;
 static Py_ssize_t handle_callback, handle_context;
 
 /* Whether any hook is enabled, and whether creation sites are recorded
@@ -1739,8 +1741,8 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    if (nargs < 2 || nkw > 1 || (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) ||
-        creation_sites) {
+    if (nargs < 2 || nkw > 1 ||
+        (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) || creation_sites) {
         return slow_path(self, args, nargsf, kwnames);
     }
     PyObject *loop = args[0], *callback = args[1];
@@ -1842,8 +1844,8 @@ failed:
     return NULL;
 }
 
-/* loop.create_task(coro, name=...) on the stdlib loop, for a coroutine with
- * no task factory, no context of the user's and no debug mode. */
+/* loop.create_task(coro, name=...) on both loops, for a coroutine with no
+ * task factory, no context of the user's and no debug mode. */
 static PyObject *
 tracked_create_task(Replacement *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -2128,6 +2130,22 @@ tracked_callback_call(TrackedCallback *self, PyObject *const *args, size_t nargs
 }
 
 static PyObject *
+new_tracked_callback(PyTypeObject *type, PyObject *callback, PyObject *record)
+{
+    TrackedCallback *self = PyObject_GC_New(TrackedCallback, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->callback = Py_NewRef(callback);
+    self->record = Py_NewRef(record);
+    self->ready = Py_NewRef(Py_None);
+    self->weakreflist = NULL;
+    self->vectorcall = (vectorcallfunc)tracked_callback_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
 tracked_callback_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     PyObject *callback, *record;
@@ -2140,17 +2158,7 @@ tracked_callback_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "TrackedCallback needs a TrackedResource");
         return NULL;
     }
-    TrackedCallback *self = PyObject_GC_New(TrackedCallback, type);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->callback = Py_NewRef(callback);
-    self->record = Py_NewRef(record);
-    self->ready = Py_NewRef(Py_None);
-    self->weakreflist = NULL;
-    self->vectorcall = (vectorcallfunc)tracked_callback_call;
-    PyObject_GC_Track(self);
-    return (PyObject *)self;
+    return new_tracked_callback(type, callback, record);
 }
 
 static int
@@ -2374,8 +2382,8 @@ tracked_uvloop_call_soon(Replacement *self, PyObject *const *args, size_t nargsf
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    if (nargs < 2 || nkw > 1 || (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) ||
-        creation_sites) {
+    if (nargs < 2 || nkw > 1 ||
+        (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) || creation_sites) {
         return slow_path(self, args, nargsf, kwnames);
     }
     PyObject *loop = args[0], *callback = args[1];
@@ -2435,8 +2443,7 @@ tracked_uvloop_call_soon(Replacement *self, PyObject *const *args, size_t nargsf
         goto failed;
     }
     Py_XSETREF(SLOT(record, rec_context), context);
-    PyObject *tracked_args[2] = {callback, record};
-    PyObject *tracked = PyObject_Vectorcall((PyObject *)&TrackedCallbackType, tracked_args, 2, NULL);
+    PyObject *tracked = new_tracked_callback(&TrackedCallbackType, callback, record);
     if (tracked == NULL) {
         goto failed;
     }
@@ -2717,7 +2724,7 @@ configure_records(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 
 PyDoc_STRVAR(configure_tracking_doc,
 "configure_tracking(*, tasks, handles, futures, running_task, task_type, handle_type)\n--\n\n"
-"Hand over what runtime tracking on the stdlib loop reads and calls\n"
+"Hand over what runtime tracking of asyncio reads and calls\n"
 "(from _runtime._asyncio).");
 
 static PyObject *
