@@ -1609,6 +1609,58 @@ resolve_if_future(PyObject *arg)
     return failed ? -1 : 0;
 }
 
+/* After a task's step: the task's after, or, when the step finished the
+ * task, its promise_resolve, after and destroy (the resolution inside the
+ * step that settled it, as in Node). */
+static int
+end_task_step(PyObject *task, PyObject *record, PyObject *async_id)
+{
+    int done = method_is_true(task, str_done);
+    if (done < 0) {
+        return -1;
+    }
+    if (done) {
+        return dispatch(EVENT_PROMISE_RESOLVE, &async_id, 1) < 0 ||
+                       dispatch(EVENT_AFTER, &async_id, 1) < 0 || finish_record(record) < 0
+                   ? -1
+                   : 0;
+    }
+    return dispatch(EVENT_AFTER, &async_id, 1);
+}
+
+/* The record of the C task whose step is being scheduled (borrowed): its
+ * own, or create_task's, filed now. NULL with no error: not one of ours
+ * (the Python path decides). */
+static PyObject *
+step_record(PyObject *task)
+{
+    PyObject *record = record_of(task_records, task);
+    if (record != NULL || PyErr_Occurred() || creating_record == NULL) {
+        return record;
+    }
+    if (file_record(creating_record, task_records, task) < 0) {
+        return NULL;
+    }
+    return creating_record;
+}
+
+/* Whether call_soon(callback, *args[, context=]) takes the compiled path
+ * (1) or the Python one (0); -1 on error. A future scheduling its
+ * done-callbacks (the first argument) resolves here. */
+static int
+common_call_soon(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs < 2 || nkw > 1 ||
+        (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) || creation_sites) {
+        return 0;
+    }
+    if (nargs > 2 && resolve_if_future(args[2]) < 0) {
+        return -1;
+    }
+    return 1;
+}
+
 /* A replacement method: a vectorcall object that is its own method
  * descriptor (Py_TPFLAGS_METHOD_DESCRIPTOR), so that a call through the
  * instance passes the instance as args[0] and makes no bound method. */
@@ -1712,17 +1764,7 @@ tracked_handle_run(Replacement *self, PyObject *const *args, size_t nargsf, PyOb
                      (get_slot(record, rec_repeats) != Py_True && finish_record(record) < 0);
         }
         else {
-            int done = method_is_true(task, str_done);
-            if (done < 0) {
-                failed = 1;
-            }
-            else if (done) {
-                failed = dispatch(EVENT_PROMISE_RESOLVE, &async_id, 1) < 0 ||
-                         dispatch(EVENT_AFTER, &async_id, 1) < 0 || finish_record(record) < 0;
-            }
-            else {
-                failed = dispatch(EVENT_AFTER, &async_id, 1) < 0;
-            }
+            failed = end_task_step(task, record, async_id) < 0;
         }
         finish_cleanup(saved);
         if (failed) {
@@ -1741,28 +1783,16 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    if (nargs < 2 || nkw > 1 ||
-        (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) || creation_sites) {
-        return slow_path(self, args, nargsf, kwnames);
+    int common = common_call_soon(args, nargs, kwnames);
+    if (common <= 0) {
+        return common < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
     }
     PyObject *loop = args[0], *callback = args[1];
-    if (nargs > 2 && resolve_if_future(args[2]) < 0) {
-        return NULL;
-    }
     PyObject *task = c_task_of_step(callback);
     if (task != NULL) {
         /* The task's own step: Handle._run finds the task from the callback. */
-        PyObject *record = record_of(task_records, task);
-        if (record == NULL) {
-            if (PyErr_Occurred()) {
-                return NULL;
-            }
-            if (creating_record == NULL) {
-                return slow_path(self, args, nargsf, kwnames);
-            }
-            if (file_record(creating_record, task_records, task) < 0) {
-                return NULL;
-            }
+        if (step_record(task) == NULL) {
+            return PyErr_Occurred() ? NULL : slow_path(self, args, nargsf, kwnames);
         }
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
     }
@@ -2249,18 +2279,7 @@ task_step_call(TaskStep *self, PyObject *const *args, size_t nargsf, PyObject *k
     if (dispatch(EVENT_BEFORE, &async_id, 1) == 0) {
         result = PyObject_Vectorcall(self->step, args, nargsf, kwnames);
         SavedError saved = save_error();
-        int failed;
-        int done = method_is_true(task, str_done);
-        if (done < 0) {
-            failed = 1;
-        }
-        else if (done) {
-            failed = dispatch(EVENT_PROMISE_RESOLVE, &async_id, 1) < 0 ||
-                     dispatch(EVENT_AFTER, &async_id, 1) < 0 || finish_record(record) < 0;
-        }
-        else {
-            failed = dispatch(EVENT_AFTER, &async_id, 1) < 0;
-        }
+        int failed = end_task_step(task, record, async_id) < 0;
         finish_cleanup(saved);
         if (failed) {
             Py_CLEAR(result);
@@ -2382,30 +2401,18 @@ tracked_uvloop_call_soon(Replacement *self, PyObject *const *args, size_t nargsf
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    if (nargs < 2 || nkw > 1 ||
-        (nkw == 1 && !is_keyword(PyTuple_GET_ITEM(kwnames, 0), str_context)) || creation_sites) {
-        return slow_path(self, args, nargsf, kwnames);
+    int common = common_call_soon(args, nargs, kwnames);
+    if (common <= 0) {
+        return common < 0 ? NULL : slow_path(self, args, nargsf, kwnames);
     }
     PyObject *loop = args[0], *callback = args[1];
-    if (nargs > 2 && resolve_if_future(args[2]) < 0) {
-        return NULL;
-    }
     PyObject *small[8];
     Py_ssize_t total = nargs + nkw;
     PyObject *task = c_task_of_step(callback);
     if (task != NULL) {
-        PyObject *record = record_of(task_records, task);
+        PyObject *record = step_record(task);
         if (record == NULL) {
-            if (PyErr_Occurred()) {
-                return NULL;
-            }
-            if (creating_record == NULL) {
-                return slow_path(self, args, nargsf, kwnames);
-            }
-            if (file_record(creating_record, task_records, task) < 0) {
-                return NULL;
-            }
-            record = creating_record;
+            return PyErr_Occurred() ? NULL : slow_path(self, args, nargsf, kwnames);
         }
         if (!any_hook) {
             return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
