@@ -143,6 +143,12 @@ def wsgi_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable
 
 wsgi = WsgiMiddleware(wsgi_app)
 
+# What one request may log, whatever its headers: a line for its id, one
+# for its baggage's syntax (however many members are malformed), and one
+# per store of ours whose member does not load (fuzz_tenant here; a bad
+# request id member is the id's line).
+MOST_LINES_PER_REQUEST = 3
+
 
 @given(st.none() | header_text, st.none() | st.one_of(header_text, baggage_like))
 def test_wsgi_serves_any_headers_with_a_valid_id(incoming: str | None, baggage: str | None) -> None:
@@ -164,7 +170,7 @@ def test_wsgi_serves_any_headers_with_a_valid_id(incoming: str | None, baggage: 
     assert ("X-Request-ID", chosen) in started[0]
     if incoming is not None and is_valid_request_id(incoming):
         assert chosen == incoming
-    assert len(records) <= 2  # at most one for the id, one for the baggage
+    assert len(records) <= MOST_LINES_PER_REQUEST
     assert all(record.levelno == logging.WARNING for record in records)
 
 
@@ -195,7 +201,7 @@ def test_asgi_serves_any_headers_with_a_valid_id(headers: list[tuple[bytes, byte
     chosen, _ = JSON.loads(sent[1]["body"].decode())
     assert is_valid_request_id(chosen)
     assert (b"x-request-id", chosen.encode()) in sent[0]["headers"]
-    assert len(records) <= 2
+    assert len(records) <= MOST_LINES_PER_REQUEST
 
 
 # -- Celery's message headers --------------------------------------------------
