@@ -378,8 +378,11 @@ def _create_handle(
     except BaseException:
         forget(record)
         raise
-    record.file(_handles, handle)
+    # Init first, then filed: the loop's thread may run a threadsafe handle
+    # before this returns, and a handle it finds filed must have had its
+    # init (one it does not find waits for _threadsafe_lock).
     record.attach(handle)
+    record.file(_handles, handle)
     return handle
 
 
