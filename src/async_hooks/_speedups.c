@@ -536,6 +536,23 @@ static PyTypeObject StorageType = {
 
 /* -- the dispatch of events ------------------------------------------------- */
 
+/* Deliver the destroys queued by the garbage collector, if any: before any
+ * other event, and before a new resource takes an id. -1 on error. */
+static int
+flush_queued_destroys(void)
+{
+    Py_ssize_t queued = PyObject_Size(pending_destroys);
+    if (queued <= 0) {
+        return (int)queued;
+    }
+    PyObject *flushed = PyObject_CallNoArgs(flush_pending_destroys);
+    if (flushed == NULL) {
+        return -1;
+    }
+    Py_DECREF(flushed);
+    return 0;
+}
+
 /* How deep this thread is inside dispatch(): hook changes made at any depth
  * wait for the outermost dispatch to end (_hooks._inside_dispatch asks). */
 static _Thread_local int dispatch_depth;
@@ -584,12 +601,10 @@ dispatch(int event, PyObject *const *args, Py_ssize_t nargs)
                         "async_hooks._speedups dispatches before configure_dispatch()");
         return -1;
     }
-    if (event != EVENT_DESTROY && PyObject_Size(pending_destroys) > 0) {
-        PyObject *flushed = PyObject_CallNoArgs(flush_pending_destroys);
-        if (flushed == NULL) {
+    if (event != EVENT_DESTROY) {
+        if (flush_queued_destroys() < 0) {
             return -1;
         }
-        Py_DECREF(flushed);
         callbacks = event_callbacks[event]; /* a destroy callback may change hooks */
     }
     PyObject *context = PyContext_CopyCurrent();
@@ -698,6 +713,26 @@ static PyObject *
 dispatching(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
     return PyBool_FromLong(dispatch_depth > 0);
+}
+
+/* A copy of the current context with `frame` as its execution frame: the
+ * context of a resource whose callbacks then need no frame switch. */
+static PyObject *
+context_with_frame(PyObject *frame)
+{
+    PyObject *context = PyContext_CopyCurrent();
+    if (context == NULL || PyContext_Enter(context) < 0) {
+        Py_XDECREF(context);
+        return NULL;
+    }
+    PyObject *token = PyContextVar_Set(current_frame, frame);
+    int exited = PyContext_Exit(context);
+    Py_XDECREF(token);
+    if (token == NULL || exited < 0) {
+        Py_DECREF(context);
+        return NULL;
+    }
+    return context;
 }
 
 /* -- a call in a resource's scope ------------------------------------------ */
@@ -878,13 +913,7 @@ resource_init(Resource *self, PyObject *args, PyObject *kwargs)
         }
         trigger_id = Py_NewRef(trigger);
     }
-    int pending = PyObject_IsTrue(pending_destroys);
-    if (pending > 0) {
-        PyObject *flushed = PyObject_CallNoArgs(flush_pending_destroys);
-        Py_XDECREF(flushed);
-        pending = flushed == NULL ? -1 : 0;
-    }
-    if (pending < 0) {
+    if (flush_queued_destroys() < 0) {
         Py_DECREF(trigger_id);
         return -1;
     }
@@ -902,21 +931,11 @@ resource_init(Resource *self, PyObject *args, PyObject *kwargs)
     if (frame == NULL) {
         return -1;
     }
-    PyObject *context = PyContext_CopyCurrent();
-    if (context == NULL || PyContext_Enter(context) < 0) {
-        Py_XDECREF(context);
-        Py_DECREF(frame);
-        return -1;
-    }
-    PyObject *token = PyContextVar_Set(current_frame, frame);
+    PyObject *context = context_with_frame(frame);
     Py_DECREF(frame);
-    int exited = PyContext_Exit(context);
-    if (token == NULL || exited < 0) {
-        Py_XDECREF(token);
-        Py_DECREF(context);
+    if (context == NULL) {
         return -1;
     }
-    Py_DECREF(token);
     Py_XSETREF(self->context, context);
 
     if (init_events) {
@@ -1377,12 +1396,8 @@ record_of(PyObject *index, PyObject *obj)
 static PyObject *
 new_record(void)
 {
-    if (PyObject_Size(pending_destroys) > 0) {
-        PyObject *flushed = PyObject_CallNoArgs(flush_pending_destroys);
-        if (flushed == NULL) {
-            return NULL;
-        }
-        Py_DECREF(flushed);
+    if (flush_queued_destroys() < 0) {
+        return NULL;
     }
     PyObject *frame;
     if (PyContextVar_Get(current_frame, NULL, &frame) < 0) {
@@ -1661,6 +1676,28 @@ common_call_soon(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     return 1;
 }
 
+/* original(loop, callback, *args[2:], context=context): a call_soon of
+ * `args` (nargs positional, the loop first) with its callback and context
+ * given here. */
+static PyObject *
+call_soon_with(PyObject *original, PyObject *const *args, Py_ssize_t nargs, PyObject *callback,
+               PyObject *context)
+{
+    PyObject *small[8];
+    PyObject **call = nargs < 8 ? small : PyMem_Malloc((nargs + 1) * sizeof(PyObject *));
+    if (call == NULL) {
+        return PyErr_NoMemory();
+    }
+    memcpy(call, args, nargs * sizeof(PyObject *));
+    call[1] = callback;
+    call[nargs] = context;
+    PyObject *handle = PyObject_Vectorcall(original, call, nargs, context_kwnames);
+    if (call != small) {
+        PyMem_Free(call);
+    }
+    return handle;
+}
+
 /* A replacement method: a vectorcall object that is its own method
  * descriptor (Py_TPFLAGS_METHOD_DESCRIPTOR), so that a call through the
  * instance passes the instance as args[0] and makes no bound method. */
@@ -1810,19 +1847,8 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
     }
     if (context == Py_None) {
         /* A context of the handle's own, with its frame inside. */
-        context = PyContext_CopyCurrent();
+        context = context_with_frame(record);
         if (context == NULL) {
-            goto failed;
-        }
-        if (PyContext_Enter(context) < 0) {
-            Py_DECREF(context);
-            goto failed;
-        }
-        PyObject *token = PyContextVar_Set(current_frame, record);
-        int exited = PyContext_Exit(context);
-        Py_XDECREF(token);
-        if (token == NULL || exited < 0) {
-            Py_DECREF(context);
             goto failed;
         }
         set_slot(record, rec_frame_in_context, Py_True);
@@ -1831,33 +1857,7 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
         Py_INCREF(context);
     }
     Py_XSETREF(SLOT(record, rec_context), context);
-    PyObject *handle;
-    if (nkw == 1) {
-        PyObject **with_context = PyMem_Malloc((nargs + 1) * sizeof(PyObject *));
-        if (with_context == NULL) {
-            PyErr_NoMemory();
-            goto failed;
-        }
-        memcpy(with_context, args, nargs * sizeof(PyObject *));
-        with_context[nargs] = context;
-        handle = PyObject_Vectorcall(self->original, with_context, nargs, kwnames);
-        PyMem_Free(with_context);
-    }
-    else {
-        PyObject *small[8];
-        PyObject **with_context =
-            nargs < 8 ? small : PyMem_Malloc((nargs + 1) * sizeof(PyObject *));
-        if (with_context == NULL) {
-            PyErr_NoMemory();
-            goto failed;
-        }
-        memcpy(with_context, args, nargs * sizeof(PyObject *));
-        with_context[nargs] = context;
-        handle = PyObject_Vectorcall(self->original, with_context, nargs, context_kwnames);
-        if (with_context != small) {
-            PyMem_Free(with_context);
-        }
-    }
+    PyObject *handle = call_soon_with(self->original, args, nargs, callback, context);
     if (handle == NULL) {
         goto failed;
     }
@@ -1902,19 +1902,8 @@ tracked_create_task(Replacement *self, PyObject *const *args, size_t nargsf, PyO
     /* The task's context, made here rather than by its constructor: a copy
      * of this one with the record as the frame, so that every step reports
      * the task's ids with no frame switch. */
-    PyObject *context = PyContext_CopyCurrent();
+    PyObject *context = context_with_frame(record);
     if (context == NULL) {
-        goto forget;
-    }
-    if (PyContext_Enter(context) < 0) {
-        Py_DECREF(context);
-        goto forget;
-    }
-    PyObject *token = PyContextVar_Set(current_frame, record);
-    int exited = PyContext_Exit(context);
-    Py_XDECREF(token);
-    if (token == NULL || exited < 0) {
-        Py_DECREF(context);
         goto forget;
     }
     set_slot(record, rec_frame_in_context, Py_True);
@@ -2454,15 +2443,7 @@ tracked_uvloop_call_soon(Replacement *self, PyObject *const *args, size_t nargsf
     if (tracked == NULL) {
         goto failed;
     }
-    PyObject **with_tracked = args_with(args, nargs + 1, 1, tracked, small, 8);
-    PyObject *handle = NULL;
-    if (with_tracked != NULL) {
-        with_tracked[nargs] = context;
-        handle = PyObject_Vectorcall(self->original, with_tracked, nargs, context_kwnames);
-        if (with_tracked != small) {
-            PyMem_Free(with_tracked);
-        }
-    }
+    PyObject *handle = call_soon_with(self->original, args, nargs, tracked, context);
     if (handle == NULL) {
         Py_DECREF(tracked);
         goto failed;

@@ -922,24 +922,18 @@ def _compiled(
     return lambda original: replacement(original, make(original))
 
 
-def _stdlib_patches() -> dict[str, Callable[[Any], Any]]:
-    """The replacements on the stdlib loop, by name: compiled where the accelerator runs."""
-    patches = dict((*_COMMON_PATCHES, *_scheduling_patches(_stdlib_schedule)))
+def _loop_patches(cls: type) -> dict[str, Callable[[Any], Any]]:
+    """The replacements on a loop class, by name: compiled where the accelerator runs."""
+    stdlib = cls is asyncio.BaseEventLoop
+    patches = dict(
+        (*_COMMON_PATCHES, *_scheduling_patches(_stdlib_schedule if stdlib else _uvloop_schedule))
+    )
     if speedups is not None:
         # The common cases in C; every other case goes to the Python one.
+        call_soon = speedups.TrackedCallSoon if stdlib else speedups.TrackedUvloopCallSoon
         patches["create_task"] = _compiled(speedups.TrackedCreateTask, patches["create_task"])
         patches["create_future"] = _compiled(speedups.TrackedCreateFuture, patches["create_future"])
-        patches["call_soon"] = _compiled(speedups.TrackedCallSoon, patches["call_soon"])
-    return patches
-
-
-def _uvloop_patches() -> dict[str, Callable[[Any], Any]]:
-    """The replacements on uvloop's loop, by name: compiled where the accelerator runs."""
-    patches = dict((*_COMMON_PATCHES, *_scheduling_patches(_uvloop_schedule)))
-    if speedups is not None:
-        patches["create_task"] = _compiled(speedups.TrackedCreateTask, patches["create_task"])
-        patches["create_future"] = _compiled(speedups.TrackedCreateFuture, patches["create_future"])
-        patches["call_soon"] = _compiled(speedups.TrackedUvloopCallSoon, patches["call_soon"])
+        patches["call_soon"] = _compiled(call_soon, patches["call_soon"])
     return patches
 
 
@@ -948,8 +942,7 @@ def patch_asyncio() -> None:
     if _patches:
         return
     for cls in loop_classes():
-        patches = _stdlib_patches() if cls is asyncio.BaseEventLoop else _uvloop_patches()
-        for name, make in patches.items():
+        for name, make in _loop_patches(cls).items():
             _patches.apply(cls, name, make)
     for cls, name, make in _watcher_patches():
         _patches.apply(cls, name, make)
