@@ -50,6 +50,7 @@ static PyObject *validate_async_type;       /* raises for a bad `type` */
 static PyObject *validate_trigger_async_id; /* raises for a bad trigger id */
 static PyObject *validate_manual_destroy;   /* raises for a non-bool flag */
 static PyObject *next_async_id;             /* _execution.next_async_id() */
+static PyObject *async_id_counter;          /* the iterator next_async_id advances */
 static PyObject *execution_frame;           /* the ExecutionFrame class */
 /* Where ExecutionFrame keeps its three __slots__, read from its member
  * descriptors by configure_resources(); 0 when they are not plain slots
@@ -1290,11 +1291,11 @@ static PyObject *task_records;      /* _asyncio._tasks: id(task) -> record */
 static PyObject *handle_records;    /* _asyncio._handles: id(handle) -> record */
 static PyObject *future_records;    /* _asyncio._futures: id(future) -> record */
 static PyObject *resource_ref_type; /* _live._ResourceRef */
-static PyObject *collected;         /* _live._collected, the weak references' callback */
+static PyObject *resource_collected; /* _live._resource_collected(async_id) */
 static PyObject *no_resource;       /* _live._no_resource */
 static PyObject *running_task;      /* _asyncio._running_task */
-static PyObject *monotonic;         /* time.monotonic */
 static PyObject *task_type;         /* asyncio.Task (the C one) */
+static PyObject *task_done;         /* asyncio.Task.done, the method descriptor */
 static PyObject *empty_str;
 static PyObject *zero;
 static PyObject *str_done, *str_debug_attribute, *str_factory_attribute, *str_self;
@@ -1306,7 +1307,7 @@ static PyObject *name_context_kwnames; /* ("name", "context") */
 /* Where TrackedResource and asyncio.Handle keep their slots. */
 static Py_ssize_t rec_async_id, rec_trigger, rec_resource, rec_context, rec_created_at,
     rec_creation_site, rec_filed_as, rec_filed_in, rec_frame_in_context, rec_holder,
-    rec_initialized, rec_repeats, rec_type, ref_async_id;
+    rec_initialized, rec_repeats, rec_type;
 static Py_ssize_t handle_callback, handle_context;
 
 /* Whether any hook is enabled, and whether creation sites are recorded
@@ -1321,6 +1322,7 @@ static _Thread_local PyObject *creating_record;
 /* TaskStepMethWrapper, the type of a C task's step callback: found by name
  * the first time one is seen (the type is not exported). */
 static PyTypeObject *step_wrapper_type;
+static int step_wrapper_task_read; /* whether its task is read off its struct */
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
@@ -1369,13 +1371,23 @@ c_task_of_step(PyObject *callback)
     }
     return NULL;
 step_wrapper:;
-    PyObject *owner = PyObject_GetAttr(callback, str_self);
-    if (owner == NULL) {
-        PyErr_Clear();
-        return NULL;
+    PyObject *owner;
+    if (step_wrapper_task_read) {
+        owner = SLOT(callback, sizeof(PyObject));
     }
-    Py_DECREF(owner); /* the wrapper holds it */
-    return Py_IS_TYPE(owner, (PyTypeObject *)task_type) ? owner : NULL;
+    else {
+        owner = PyObject_GetAttr(callback, str_self);
+        if (owner == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        Py_DECREF(owner); /* the wrapper holds it */
+        /* The wrapper keeps its task first after its header in every CPython
+         * this builds for; read there from now on once seen to be so (what
+         * __self__ reads otherwise costs a getset lookup per step). */
+        step_wrapper_task_read = SLOT(callback, sizeof(PyObject)) == owner;
+    }
+    return owner != NULL && Py_IS_TYPE(owner, (PyTypeObject *)task_type) ? owner : NULL;
 }
 
 /* index[id(obj)], borrowed, or NULL (with an error only if the lookup failed). */
@@ -1391,6 +1403,87 @@ record_of(PyObject *index, PyObject *obj)
     return record;
 }
 
+/* next_async_id(), without the call through its method wrapper. */
+static PyObject *
+new_async_id(void)
+{
+    if (async_id_counter == NULL) {
+        return PyObject_CallNoArgs(next_async_id);
+    }
+    return Py_TYPE(async_id_counter)->tp_iternext(async_id_counter);
+}
+
+/* time.monotonic(), read as that function reads it. */
+static PyObject *
+monotonic_now(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t now;
+    if (PyTime_Monotonic(&now) < 0) {
+        return NULL;
+    }
+    return PyFloat_FromDouble(PyTime_AsSecondsDouble(now));
+#else
+    return PyFloat_FromDouble(_PyTime_AsSecondsDouble(_PyTime_GetMonotonicClock()));
+#endif
+}
+
+/* The object a record names (borrowed; NULL when collected or not yet
+ * named): what its weak reference points to. */
+static PyObject *
+referent(PyObject *record)
+{
+    PyObject *ref = get_slot(record, rec_resource);
+    if (ref == NULL || !PyWeakref_Check(ref)) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *obj;
+    if (PyWeakref_GetRef(ref, &obj) <= 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_DECREF(obj); /* only compared with an object the caller holds */
+    return obj;
+#else
+    PyObject *obj = PyWeakref_GetObject(ref);
+    return obj == Py_None ? NULL : obj;
+#endif
+}
+
+/* The live record whose frame `context` holds as the context of its own
+ * (borrowed), else NULL with no error. This is how a task's or handle's
+ * record is found when it was made with a context of its own (the common
+ * case): with no index keyed by id() to keep. The caller checks whose
+ * resource it is: other handles may run in a task's context. */
+static PyObject *
+record_in_context(PyObject *context)
+{
+    if (context == NULL || !PyContext_CheckExact(context)) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *record;
+    if (PyMapping_GetOptionalItem(context, current_frame, &record) <= 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+#else
+    PyObject *record = PyObject_GetItem(context, current_frame);
+    if (record == NULL) {
+        PyErr_Clear(); /* no frame in it: not made here */
+        return NULL;
+    }
+#endif
+    Py_DECREF(record); /* the context holds it */
+    /* A finished record lets go of its context. */
+    if (!Py_IS_TYPE(record, (PyTypeObject *)record_type) ||
+        get_slot(record, rec_context) != context) {
+        return NULL;
+    }
+    return record;
+}
+
 /* A new record (TrackedResource.__init__ with no context and the current
  * execution as trigger), listed in live_resources; NULL on error. */
 static PyObject *
@@ -1403,13 +1496,21 @@ new_record(void)
     if (PyContextVar_Get(current_frame, NULL, &frame) < 0) {
         return NULL;
     }
-    PyObject *trigger = frame == NULL ? NULL : PyObject_GetAttr(frame, str_async_id);
+    PyObject *trigger = NULL;
+    if (frame != NULL && frame_async_id_offset != 0 &&
+        (Py_IS_TYPE(frame, (PyTypeObject *)record_type) ||
+         Py_IS_TYPE(frame, (PyTypeObject *)execution_frame))) {
+        trigger = Py_XNewRef(SLOT(frame, frame_async_id_offset)); /* the slot TrackedResource inherits */
+    }
+    if (trigger == NULL && frame != NULL) {
+        trigger = PyObject_GetAttr(frame, str_async_id);
+    }
     Py_XDECREF(frame);
     if (trigger == NULL) {
         return NULL;
     }
-    PyObject *async_id = PyObject_CallNoArgs(next_async_id);
-    PyObject *now = async_id == NULL ? NULL : PyObject_CallNoArgs(monotonic);
+    PyObject *async_id = new_async_id();
+    PyObject *now = async_id == NULL ? NULL : monotonic_now();
     PyObject *record = now == NULL ? NULL
                                    : ((PyTypeObject *)record_type)
                                          ->tp_alloc((PyTypeObject *)record_type, 0);
@@ -1484,9 +1585,11 @@ forget_record(PyObject *record)
     finish_cleanup(saved);
 }
 
-/* What TrackedResource.let_go() does: the weak reference that would end
- * the resource when its object is collected becomes one with no callback
- * (the callback would only find the resource ended). */
+/* What TrackedResource.let_go() does: a _ResourceRef (a record made by
+ * the Python code) that would end the resource when its object is
+ * collected becomes a weak reference with no callback (the callback would
+ * only find the resource ended). One made by watching_ref() stays: its
+ * callback costs no Python. */
 static int
 let_go(PyObject *record)
 {
@@ -1535,6 +1638,47 @@ finish_record(PyObject *record)
     return failed ? -1 : 0;
 }
 
+/* The callback of a weak reference made by watching_ref(): bound to the
+ * resource's async id. Collecting an object whose resource has ended (the
+ * common case: a finished task, a run handle) finds no record, and calls no
+ * Python. */
+static PyObject *
+watched_object_collected(PyObject *async_id, PyObject *Py_UNUSED(ref))
+{
+    PyObject *record = PyDict_GetItemWithError(live_resources, async_id);
+    if (record == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    return PyObject_CallOneArg(resource_collected, async_id);
+}
+
+static PyMethodDef watched_object_collected_def = {
+    "watched_object_collected", watched_object_collected, METH_O, NULL};
+
+/* A weak reference to `obj` that ends the record's resource when `obj` is
+ * collected first (what _live._ResourceRef does, at a third of the cost).
+ *
+ * The callback holds only an int, so it cannot be part of a reference
+ * cycle: it is left out of the cyclic collector's work. (The reference
+ * itself cannot be: the collector moves a weak reference with a callback
+ * through its own lists when the referent dies in a collection.) */
+static PyObject *
+watching_ref(PyObject *obj, PyObject *record)
+{
+    PyObject *callback = PyCFunction_New(&watched_object_collected_def,
+                                         get_slot(record, rec_async_id));
+    if (callback == NULL) {
+        return NULL;
+    }
+    PyObject_GC_UnTrack(callback);
+    PyObject *ref = PyWeakref_NewRef(obj, callback);
+    Py_DECREF(callback);
+    return ref;
+}
+
 /* TrackedResource.attach(obj): the weak reference, the type, init. */
 static int
 attach_record(PyObject *record, PyObject *obj)
@@ -1547,12 +1691,10 @@ attach_record(PyObject *record, PyObject *obj)
         return -1;
     }
     Py_XSETREF(SLOT(record, rec_type), type_name);
-    PyObject *ref_args[2] = {obj, collected};
-    PyObject *ref = PyObject_Vectorcall(resource_ref_type, ref_args, 2, NULL);
+    PyObject *ref = watching_ref(obj, record);
     if (ref == NULL) {
         return -1; /* every object tracked here takes weak references */
     }
-    set_slot(ref, ref_async_id, get_slot(record, rec_async_id));
     Py_XSETREF(SLOT(record, rec_resource), ref);
     set_slot(record, rec_initialized, Py_True);
     if (init_events) {
@@ -1630,8 +1772,17 @@ resolve_if_future(PyObject *arg)
 static int
 end_task_step(PyObject *task, PyObject *record, PyObject *async_id)
 {
-    int done = method_is_true(task, str_done);
-    if (done < 0) {
+    int done;
+    if (Py_IS_TYPE(task, (PyTypeObject *)task_type)) {
+        /* A C task's done(), called as the function it is: no method lookup. */
+        PyObject *result = PyObject_Vectorcall(task_done, &task, 1, NULL);
+        if (result == NULL) {
+            return -1;
+        }
+        done = result == Py_True;
+        Py_DECREF(result);
+    }
+    else if ((done = method_is_true(task, str_done)) < 0) {
         return -1;
     }
     if (done) {
@@ -1643,13 +1794,18 @@ end_task_step(PyObject *task, PyObject *record, PyObject *async_id)
     return dispatch(EVENT_AFTER, &async_id, 1);
 }
 
-/* The record of the C task whose step is being scheduled (borrowed): its
- * own, or create_task's, filed now. NULL with no error: not one of ours
- * (the Python path decides). */
+/* The record of the C task whose step is being scheduled to run in
+ * `context` (borrowed; `context` may be NULL): its own, or create_task's,
+ * filed now if it is not found from the context. NULL with no error: not
+ * one of ours (the Python path decides). */
 static PyObject *
-step_record(PyObject *task)
+step_record(PyObject *task, PyObject *context)
 {
-    PyObject *record = record_of(task_records, task);
+    PyObject *record = record_in_context(context);
+    if (record != NULL && (record == creating_record || referent(record) == task)) {
+        return record;
+    }
+    record = record_of(task_records, task);
     if (record != NULL || PyErr_Occurred() || creating_record == NULL) {
         return record;
     }
@@ -1769,12 +1925,27 @@ tracked_handle_run(Replacement *self, PyObject *const *args, size_t nargsf, PyOb
     }
     PyObject *handle = args[0];
     PyObject *task = NULL;
-    PyObject *record = record_of(handle_records, handle);
+    PyObject *callback = get_slot(handle, handle_callback);
+    /* Made with a context of its own, as a handle or a task's step. */
+    PyObject *record = record_in_context(get_slot(handle, handle_context));
+    if (record != NULL) {
+        PyObject *named = referent(record);
+        if (named != handle) {
+            task = callback == NULL ? NULL : c_task_of_step(callback);
+            if (task == NULL || named != task) {
+                task = NULL;
+                record = NULL;
+            }
+        }
+    }
+    /* Else filed by id (a context of the user's, or made in Python). */
+    if (record == NULL) {
+        record = record_of(handle_records, handle);
+    }
     if (record == NULL) {
         if (PyErr_Occurred()) {
             return NULL;
         }
-        PyObject *callback = get_slot(handle, handle_callback);
         task = callback == NULL ? NULL : c_task_of_step(callback);
         record = task == NULL ? NULL : record_of(task_records, task);
         if (record == NULL) {
@@ -1828,7 +1999,7 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
     PyObject *task = c_task_of_step(callback);
     if (task != NULL) {
         /* The task's own step: Handle._run finds the task from the callback. */
-        if (step_record(task) == NULL) {
+        if (step_record(task, nkw == 1 ? args[nargs] : NULL) == NULL) {
             return PyErr_Occurred() ? NULL : slow_path(self, args, nargsf, kwnames);
         }
         return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
@@ -1861,7 +2032,10 @@ tracked_call_soon(Replacement *self, PyObject *const *args, size_t nargsf, PyObj
     if (handle == NULL) {
         goto failed;
     }
-    if (file_record(record, handle_records, handle) < 0 || attach_record(record, handle) < 0) {
+    /* One run in a context of its own is found from that context. */
+    if ((get_slot(record, rec_frame_in_context) != Py_True &&
+         file_record(record, handle_records, handle) < 0) ||
+        attach_record(record, handle) < 0) {
         Py_DECREF(handle);
         Py_DECREF(record);
         return NULL;
@@ -1917,9 +2091,8 @@ tracked_create_task(Replacement *self, PyObject *const *args, size_t nargsf, PyO
     if (task == NULL) {
         goto forget;
     }
-    if ((get_slot(record, rec_filed_in) == Py_None &&
-         file_record(record, task_records, task) < 0) ||
-        attach_record(record, task) < 0) {
+    /* Its steps find the record from the task's context. */
+    if (attach_record(record, task) < 0) {
         Py_DECREF(record);
         Py_DECREF(task);
         return NULL;
@@ -2399,7 +2572,7 @@ tracked_uvloop_call_soon(Replacement *self, PyObject *const *args, size_t nargsf
     Py_ssize_t total = nargs + nkw;
     PyObject *task = c_task_of_step(callback);
     if (task != NULL) {
-        PyObject *record = step_record(task);
+        PyObject *record = step_record(task, nkw == 1 ? args[nargs] : NULL);
         if (record == NULL) {
             return PyErr_Occurred() ? NULL : slow_path(self, args, nargsf, kwnames);
         }
@@ -2449,14 +2622,12 @@ tracked_uvloop_call_soon(Replacement *self, PyObject *const *args, size_t nargsf
         goto failed;
     }
     /* uvloop's cancel drops the callback, which the record watches. */
-    PyObject *watch_args[2] = {tracked, collected};
-    PyObject *holder = PyObject_Vectorcall(resource_ref_type, watch_args, 2, NULL);
+    PyObject *holder = watching_ref(tracked, record);
     Py_DECREF(tracked);
     if (holder == NULL) {
         Py_DECREF(handle);
         goto failed;
     }
-    set_slot(holder, ref_async_id, get_slot(record, rec_async_id));
     Py_XSETREF(SLOT(record, rec_holder), holder);
     if (attach_record(record, handle) < 0) {
         Py_DECREF(handle);
@@ -2662,16 +2833,16 @@ configure_network(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(configure_records_doc,
-"configure_records(*, record_type, live_resources, resource_ref_type, collected,\n"
-"                  no_resource)\n--\n\n"
+"configure_records(*, record_type, live_resources, resource_ref_type,\n"
+"                  resource_collected, no_resource)\n--\n\n"
 "Hand over what the compiled tracking makes records with (from _runtime._live).");
 
 static PyObject *
 configure_records(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     PyObject *record, *live, *ref, *on_collected, *nothing;
-    static char *names[] = {"record_type", "live_resources", "resource_ref_type", "collected",
-                            "no_resource", NULL};
+    static char *names[] = {"record_type", "live_resources", "resource_ref_type",
+                            "resource_collected", "no_resource", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!OO:configure_records", names,
                                      &PyType_Type, &record, &PyDict_Type, &live, &PyType_Type,
                                      &ref, &on_collected, &nothing)) {
@@ -2689,23 +2860,13 @@ configure_records(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
         (rec_holder = required_offset(record, "holder")) == 0 ||
         (rec_initialized = required_offset(record, "initialized")) == 0 ||
         (rec_repeats = required_offset(record, "repeats")) == 0 ||
-        (rec_type = required_offset(record, "type")) == 0 ||
-        (ref_async_id = required_offset(ref, "async_id")) == 0) {
-        return NULL;
-    }
-    PyObject *time = PyImport_ImportModule("time");
-    if (time == NULL) {
-        return NULL;
-    }
-    Py_XSETREF(monotonic, PyObject_GetAttrString(time, "monotonic"));
-    Py_DECREF(time);
-    if (monotonic == NULL) {
+        (rec_type = required_offset(record, "type")) == 0) {
         return NULL;
     }
     Py_XSETREF(record_type, Py_NewRef(record));
     Py_XSETREF(live_resources, Py_NewRef(live));
     Py_XSETREF(resource_ref_type, Py_NewRef(ref));
-    Py_XSETREF(collected, Py_NewRef(on_collected));
+    Py_XSETREF(resource_collected, Py_NewRef(on_collected));
     Py_XSETREF(no_resource, Py_NewRef(nothing));
     Py_RETURN_NONE;
 }
@@ -2736,6 +2897,10 @@ configure_tracking(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs
     Py_XSETREF(future_records, Py_NewRef(futures));
     Py_XSETREF(running_task, Py_NewRef(running));
     Py_XSETREF(task_type, Py_NewRef(task));
+    Py_XSETREF(task_done, PyObject_GetAttrString(task, "done"));
+    if (task_done == NULL) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -2810,6 +2975,18 @@ configure_resources(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwarg
     Py_XSETREF(validate_trigger_async_id, Py_NewRef(trigger));
     Py_XSETREF(validate_manual_destroy, Py_NewRef(manual));
     Py_XSETREF(next_async_id, Py_NewRef(ids));
+    /* A bound __next__ (itertools.count's): advanced directly from here on. */
+    Py_CLEAR(async_id_counter);
+    PyObject *counter = PyObject_GetAttrString(ids, "__self__");
+    if (counter == NULL) {
+        PyErr_Clear();
+    }
+    else if (PyIter_Check(counter)) {
+        async_id_counter = counter;
+    }
+    else {
+        Py_DECREF(counter);
+    }
     if (!PyType_Check(frame)) {
         PyErr_SetString(PyExc_TypeError, "execution_frame must be a class");
         return NULL;

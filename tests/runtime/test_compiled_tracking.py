@@ -77,3 +77,72 @@ def test_a_finished_task_is_collected_with_no_callback_left_to_run() -> None:
     finally:
         gc.enable()
         hook.disable()
+
+
+@accelerated
+def test_a_task_and_a_handle_with_contexts_of_their_own_are_not_filed_by_id() -> None:
+    from async_hooks._runtime import _asyncio
+
+    ran_as: list[int] = []
+    hook = create_hook(before=ran_as.append).enable()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(asyncio.sleep(0))
+        handle = loop.call_soon(lambda: None)
+        # Found from the contexts they run in, which hold their records.
+        assert id(task) not in _asyncio._tasks
+        assert id(handle) not in _asyncio._handles
+        await task
+
+    try:
+        asyncio.run(main())
+    finally:
+        hook.disable()
+    assert len(set(ran_as)) >= 3  # the main task, the task and the handle
+
+
+def test_a_handle_cancelled_before_it_runs_is_destroyed_at_the_cancel() -> None:
+    inits: list[tuple[int, str]] = []
+    destroyed: list[int] = []
+    hook = create_hook(
+        init=lambda async_id, type, trigger, resource: inits.append((async_id, type)),
+        destroy=destroyed.append,
+    ).enable()
+
+    async def main() -> None:
+        handle = asyncio.get_running_loop().call_soon(lambda: None)
+        [handle_id] = [async_id for async_id, type in inits if type == "Handle"]
+        handle.cancel()
+        assert destroyed.count(handle_id) == 1
+        await asyncio.sleep(0)
+        assert destroyed.count(handle_id) == 1
+
+    try:
+        asyncio.run(main())
+    finally:
+        hook.disable()
+
+
+@pytest.mark.skipif(not hasattr(asyncio.Task, "get_context"), reason="Task.get_context is 3.12+")
+def test_a_handle_run_in_a_tasks_own_context_is_a_resource_of_its_own() -> None:
+    from async_hooks import execution_async_id
+
+    inits: dict[int, str] = {}
+    hook = create_hook(
+        init=lambda async_id, type, trigger, resource: inits.__setitem__(async_id, type)
+    ).enable()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        ran: asyncio.Future[int] = loop.create_future()
+        loop.call_soon(lambda: ran.set_result(execution_async_id()), context=task.get_context())
+        async_id = await ran
+        assert inits[async_id] == "Handle"
+
+    try:
+        asyncio.run(main())
+    finally:
+        hook.disable()

@@ -51,7 +51,7 @@ from .._accelerator import speedups
 from .._coroutines import is_coroutine
 from .._execution import current_frame
 from .._patching import Patches
-from ._live import TrackedResource, end, finish, forget, run_as, track
+from ._live import TrackedResource, end, finish, forget, record_in, run_as, track
 
 T = TypeVar("T")
 
@@ -184,9 +184,11 @@ def _first_step_ran(task: object) -> bool:
     return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) != inspect.CORO_CREATED
 
 
-def _task_record_for_step(task: asyncio.Task[Any]) -> TrackedResource | None:
-    """The record of ``task``, which is scheduling a step; a new task is tracked now."""
-    record = _tasks.get(id(task))
+def _task_record_for_step(
+    task: asyncio.Task[Any], context: Context | None
+) -> TrackedResource | None:
+    """The record of ``task``, scheduling a step in ``context``; a new task is tracked now."""
+    record = _tasks.get(id(task)) or record_in(context, task)
     if record is not None:
         return record
     record = _creating.record
@@ -341,7 +343,7 @@ def _stdlib_schedule(
     task = _task_of_step(callback)
     if task is not None:
         # The task's own step: Handle._run finds the task from the callback.
-        _task_record_for_step(task)
+        _task_record_for_step(task, context)
         return original(loop, *leading, callback, *args, context=context)
     if not _hooks.enabled.hooks or _passes_through(callback):
         return _schedule_untracked(original, loop, leading, callback, args, context)
@@ -388,18 +390,18 @@ def _create_handle(
 
 def _tracked_handle_run(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
     def _run(self: asyncio.Handle) -> None:
-        record = _handles.get(id(self))
+        context: Context = self._context  # type: ignore[attr-defined]
+        record = _handles.get(id(self)) or record_in(context, self)
         task = None
         if record is None:
             task = _task_of_step(self._callback)  # type: ignore[attr-defined]
             if task is not None:
-                record = _tasks.get(id(task))
+                record = _tasks.get(id(task)) or record_in(context, task)
             elif _threadsafe_pending:
                 with _threadsafe_lock:  # its init is on its way: wait for it
                     record = _handles.get(id(self))
             if record is None:
                 return original(self)  # nobody tracked it
-        context: Context = self._context  # type: ignore[attr-defined]
         token = None if record.frame_in_context else context.run(current_frame.set, record)
         async_id = record.async_id
         if _hooks.enabled.before:
@@ -439,7 +441,7 @@ def _task_finished_inside_step(record: TrackedResource) -> None:
 
 def _tracked_handle_cancel(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
     def cancel(self: asyncio.Handle) -> None:
-        record = _handles.get(id(self))
+        record = _handles.get(id(self)) or record_in(self._context, self)  # type: ignore[attr-defined]
         original(self)
         if record is not None:
             end(record)
@@ -534,7 +536,7 @@ def _uvloop_schedule(
         _resolved(args[0])
     task = _task_of_step(callback)
     if task is not None:
-        record = _task_record_for_step(task)
+        record = _task_record_for_step(task, context)
         if record is not None and _hooks.enabled.hooks:
             callback = _TaskStep(callback, task, record)
         return original(loop, *leading, callback, *args, context=context)

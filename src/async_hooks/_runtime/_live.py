@@ -111,18 +111,25 @@ class _ResourceRef(weakref.ref[object]):
 
 
 def _collected(ref: _ResourceRef) -> None:
+    _resource_collected(ref.async_id)
+
+
+def _resource_collected(async_id: int) -> None:
     # Runs in the collector or a dealloc: only queue, never dispatch here.
-    record = live_resources.get(ref.async_id)
+    record = live_resources.get(async_id)
     if record is not None and current_frame.get() is record:
         # Its object went while its own callback runs (a transport replaced
         # by start_tls): the end of that run finishes it, after its `after`.
         record.repeats = False
         return
-    record = live_resources.pop(ref.async_id, None)
+    record = live_resources.pop(async_id, None)
     if record is not None:
         record.unfile()
+        # A context with the record as its frame (a task's, a handle's) and
+        # the record holding it make a cycle: broken here as finish() does.
+        record.context = None
         if _hooks.enabled.destroy:
-            _hooks.queue_destroy(ref.async_id)
+            _hooks.queue_destroy(async_id)
 
 
 def _no_resource() -> None:
@@ -256,6 +263,22 @@ class TrackedResource(ExecutionFrame):
         )
 
 
+def record_in(context: Context | None, obj: object) -> TrackedResource | None:
+    """The live record of ``obj`` whose frame ``context`` holds, else None.
+
+    A task or handle made with a context of its own (the common case) runs
+    in a context that holds its record as the frame: the compiled tracking
+    finds such records this way rather than filing them by id. Other
+    handles may run in a task's context, hence the check of whose it is.
+    """
+    if context is None:
+        return None
+    record = context.get(current_frame)
+    if type(record) is TrackedResource and record.context is context and record.resource is obj:
+        return record
+    return None
+
+
 def track(context: Context | None = None, trigger_async_id: int | None = None) -> TrackedResource:
     """Start tracking a new resource; :meth:`TrackedResource.attach` emits its init.
 
@@ -324,6 +347,6 @@ if speedups is not None:
         record_type=TrackedResource,
         live_resources=live_resources,
         resource_ref_type=_ResourceRef,
-        collected=_collected,
+        resource_collected=_resource_collected,
         no_resource=_no_resource,
     )
