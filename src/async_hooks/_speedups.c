@@ -1691,7 +1691,11 @@ attach_record(PyObject *record, PyObject *obj)
         return -1;
     }
     Py_XSETREF(SLOT(record, rec_type), type_name);
-    PyObject *ref = watching_ref(obj, record);
+    /* A resource whose end a holder already watches (uvloop's handle, which
+     * holds our callback) needs only a reference that names it. */
+    PyObject *holder = get_slot(record, rec_holder);
+    PyObject *ref = holder != NULL && holder != Py_None ? PyWeakref_NewRef(obj, NULL)
+                                                        : watching_ref(obj, record);
     if (ref == NULL) {
         return -1; /* every object tracked here takes weak references */
     }
@@ -1713,16 +1717,27 @@ attach_record(PyObject *record, PyObject *obj)
 /* Whether the loop is in debug mode, or has a task factory: what get_debug()
  * and get_task_factory() return. The stdlib loop keeps them in attributes,
  * read as such (a method call costs three times as much); uvloop keeps them
- * in C, and is asked. */
+ * in C, and is asked (its class is remembered, as a failed attribute
+ * lookup costs an exception each time). */
+static PyTypeObject *debug_asked_of, *factory_asked_of; /* loop classes with methods only */
+
 static int
 loop_state(PyObject *loop, PyObject *attribute, PyObject *method)
 {
-    PyObject *value = PyObject_GetAttr(loop, attribute);
-    if (value == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            return -1;
+    PyTypeObject **asked_of = attribute == str_debug_attribute ? &debug_asked_of
+                                                               : &factory_asked_of;
+    PyObject *value = NULL;
+    if (Py_TYPE(loop) != *asked_of) {
+        value = PyObject_GetAttr(loop, attribute);
+        if (value == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return -1;
+            }
+            PyErr_Clear();
+            *asked_of = Py_TYPE(loop); /* borrowed: only compared */
         }
-        PyErr_Clear();
+    }
+    if (value == NULL) {
         value = PyObject_CallMethodNoArgs(loop, method);
         if (value == NULL) {
             return -1;
