@@ -419,6 +419,9 @@ COUNT_SIZES = {"tasks": 2_000, "callbacks": 10_000}
 
 def count_worker(workload: str, loop: str, mode: str) -> None:
     """Under callgrind: warm up, then N and 2N units between markers."""
+    if loop == "trio":
+        count_trio_worker(mode)
+        return
     enable_mode(mode, loop)
     chosen = create_and_await_tasks if workload == "tasks" else run_callbacks
     size = COUNT_SIZES[workload]
@@ -433,6 +436,53 @@ def count_worker(workload: str, loop: str, mode: str) -> None:
 
     with asyncio.Runner(loop_factory=lambda: new_loop(loop)) as runner:
         runner.run(main())
+
+
+def count_trio_worker(mode: str) -> None:
+    """The ``tasks`` workload on trio, under callgrind.
+
+    Mode ``instrument`` installs a trio instrument of four methods that do
+    nothing (no async_hooks): what trio itself spends on reporting a task's
+    life to any instrument, the floor of tracking through one.
+    """
+    import trio
+
+    instruments: list[trio.abc.Instrument] = []
+    if mode == "instrument":
+
+        class DoNothing(trio.abc.Instrument):
+            def task_spawned(self, task: trio.lowlevel.Task) -> None:
+                pass
+
+            def before_task_step(self, task: trio.lowlevel.Task) -> None:
+                pass
+
+            def after_task_step(self, task: trio.lowlevel.Task) -> None:
+                pass
+
+            def task_exited(self, task: trio.lowlevel.Task) -> None:
+                pass
+
+        instruments.append(DoNothing())
+    else:
+        enable_mode(mode, "trio")
+    size = COUNT_SIZES["tasks"]
+
+    async def spawn_and_wait(count: int) -> None:
+        for done in range(0, count, TASK_BATCH):
+            async with trio.open_nursery() as nursery:
+                for _ in range(min(TASK_BATCH, count - done)):
+                    nursery.start_soon(trio.sleep, 0)
+
+    async def main() -> None:
+        await spawn_and_wait(size // 5)
+        os.getppid()
+        await spawn_and_wait(size)
+        os.getppid()
+        await spawn_and_wait(2 * size)
+        os.getppid()
+
+    trio.run(main, instruments=instruments)
 
 
 def count_instructions(workload: str, loop: str, mode: str, pure: bool) -> float:
@@ -467,6 +517,23 @@ def print_counts(workloads: Sequence[str], both_paths: bool) -> None:
                 ]
                 print(f"| {workload} | {loop} | " + " | ".join(cells) + " |", flush=True)
         print()
+        if "tasks" in workloads and importlib.util.find_spec("trio") is not None:
+            print_trio_counts(pure)
+
+
+TRIO_COUNT_MODES = ("plain", "instrument", "init", "all")
+
+
+def print_trio_counts(pure: bool) -> None:
+    """The tasks row on trio, beside trio's own cost of any instrument."""
+    counts = {mode: count_instructions("tasks", "trio", mode, pure) for mode in TRIO_COUNT_MODES}
+    plain = counts["plain"]
+    print("| workload | loop | plain | no-op instrument (no async_hooks) | init | all |")
+    print("|---|---|---:|---:|---:|---:|")
+    cells = [f"{plain:,.0f}"] + [
+        f"{counts[mode]:,.0f} ({counts[mode] / plain:.2f})" for mode in TRIO_COUNT_MODES[1:]
+    ]
+    print("| tasks | trio | " + " | ".join(cells) + " |\n", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

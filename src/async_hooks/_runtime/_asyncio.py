@@ -391,13 +391,17 @@ def _create_handle(
 def _tracked_handle_run(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
     def _run(self: asyncio.Handle) -> None:
         context: Context = self._context  # type: ignore[attr-defined]
-        record = _handles.get(id(self)) or record_in(context, self)
+        record = _handles.get(id(self))
         task = None
         if record is None:
+            # Not filed: a task's step, or one the compiled tracking made
+            # (found from its context, like the steps of its tasks).
             task = _task_of_step(self._callback)  # type: ignore[attr-defined]
             if task is not None:
                 record = _tasks.get(id(task)) or record_in(context, task)
-            elif _threadsafe_pending:
+            else:
+                record = record_in(context, self)
+            if record is None and task is None and _threadsafe_pending:
                 with _threadsafe_lock:  # its init is on its way: wait for it
                     record = _handles.get(id(self))
             if record is None:
