@@ -21,7 +21,9 @@ hook with a no-op ``init``) and ``all`` (one hook with no-op ``init``,
 ``--callgrind`` counts instructions instead (valgrind's callgrind), which
 repeat exactly on a loaded machine: tasks and callbacks, both loops, modes
 ``plain``, ``imported``, ``init``, ``destroy`` and ``all``, per task or
-callback, on the compiled accelerator and on the pure-Python fallback.
+callback, on the compiled accelerator and on the pure-Python fallback; and
+tasks on trio, beside a trio instrument that does nothing (mode
+``instrument``, no async_hooks: trio's own cost of any instrument).
 
 What is measured is CPU time (user + system) of the process doing the work:
 the worker for ``tasks`` and ``callbacks`` (median of three runs after a
@@ -495,8 +497,7 @@ def count_instructions(workload: str, loop: str, mode: str, pure: bool) -> float
 def print_counts(workloads: Sequence[str], both_paths: bool) -> None:
     from async_hooks.lowlevel import accelerated
 
-    # Runtime tracking itself is Python on both paths; the accelerator only
-    # carries the core it calls (frames, ids), so one path is usually enough.
+    # The fallback only when asked (--paths both): it doubles the run.
     paths = [not accelerated()] + ([True] if both_paths and accelerated() else [])
     for pure in paths:
         print(
