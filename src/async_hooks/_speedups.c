@@ -1679,6 +1679,30 @@ watching_ref(PyObject *obj, PyObject *record)
     return ref;
 }
 
+/* PyType_GetName(type), remembered for the last static class asked about
+ * (uvloop's handles): for those it builds a new string from tp_name each
+ * time; a heap class keeps its name. A static class is never freed, so its
+ * address cannot come to name another one. */
+static PyObject *named_type; /* borrowed */
+static PyObject *named_type_name;
+
+static PyObject *
+type_name_of(PyTypeObject *type)
+{
+    if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        return PyType_GetName(type);
+    }
+    if ((PyObject *)type != named_type) {
+        PyObject *name = PyType_GetName(type);
+        if (name == NULL) {
+            return NULL;
+        }
+        named_type = (PyObject *)type;
+        Py_XSETREF(named_type_name, name);
+    }
+    return Py_NewRef(named_type_name);
+}
+
 /* TrackedResource.attach(obj): the weak reference, the type, init. */
 static int
 attach_record(PyObject *record, PyObject *obj)
@@ -1686,7 +1710,7 @@ attach_record(PyObject *record, PyObject *obj)
     if (get_slot(record, rec_initialized) == Py_True) {
         return 0;
     }
-    PyObject *type_name = PyType_GetName(Py_TYPE(obj));
+    PyObject *type_name = type_name_of(Py_TYPE(obj));
     if (type_name == NULL) {
         return -1;
     }
