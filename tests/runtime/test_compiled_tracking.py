@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import weakref
 
 import pytest
@@ -138,6 +139,8 @@ def test_a_handle_run_in_a_tasks_own_context_is_a_resource_of_its_own() -> None:
         task = asyncio.current_task()
         assert task is not None
         ran: asyncio.Future[int] = loop.create_future()
+        if sys.version_info < (3, 12):  # the mark skips it; for the type checker
+            return
         loop.call_soon(lambda: ran.set_result(execution_async_id()), context=task.get_context())
         async_id = await ran
         assert inits[async_id] == "Handle"
