@@ -238,22 +238,26 @@ def worker(workload: str, loop: str, mode: str, size: int) -> None:
     print(json.dumps({"seconds": time_in_worker(chosen, size, loop)}), flush=True)
 
 
-def time_trio_tasks(size: int) -> float:
+async def spawn_and_wait_trio_tasks(count: int) -> None:
     """The ``tasks`` workload on trio: tasks spawned in nurseries of 1,000."""
     import trio
 
-    async def spawn_and_wait(count: int) -> None:
-        for done in range(0, count, TASK_BATCH):
-            async with trio.open_nursery() as nursery:
-                for _ in range(min(TASK_BATCH, count - done)):
-                    nursery.start_soon(trio.sleep, 0)
+    for done in range(0, count, TASK_BATCH):
+        async with trio.open_nursery() as nursery:
+            for _ in range(min(TASK_BATCH, count - done)):
+                nursery.start_soon(trio.sleep, 0)
+
+
+def time_trio_tasks(size: int) -> float:
+    """The ``tasks`` workload on trio, timed as time_in_worker times the others."""
+    import trio
 
     async def main() -> float:
-        await spawn_and_wait(max(1, size // 5))
+        await spawn_and_wait_trio_tasks(max(1, size // 5))
         timings = []
         for _ in range(3):
             start = time.process_time()
-            await spawn_and_wait(size)
+            await spawn_and_wait_trio_tasks(size)
             timings.append(time.process_time() - start)
         return statistics.median(timings)
 
@@ -426,18 +430,18 @@ def count_worker(workload: str, loop: str, mode: str) -> None:
         return
     enable_mode(mode, loop)
     chosen = create_and_await_tasks if workload == "tasks" else run_callbacks
-    size = COUNT_SIZES[workload]
-
-    async def main() -> None:
-        await chosen(size // 5)
-        os.getppid()
-        await chosen(size)
-        os.getppid()
-        await chosen(2 * size)
-        os.getppid()
-
     with asyncio.Runner(loop_factory=lambda: new_loop(loop)) as runner:
-        runner.run(main())
+        runner.run(counted_parts(chosen, COUNT_SIZES[workload]))
+
+
+async def counted_parts(workload: Callable[[int], Coroutine[Any, Any, None]], size: int) -> None:
+    """A warm-up, then N and 2N units, each part ended by the callgrind marker."""
+    await workload(size // 5)
+    os.getppid()
+    await workload(size)
+    os.getppid()
+    await workload(2 * size)
+    os.getppid()
 
 
 def count_trio_worker(mode: str) -> None:
@@ -468,23 +472,9 @@ def count_trio_worker(mode: str) -> None:
         instruments.append(DoNothing())
     else:
         enable_mode(mode, "trio")
-    size = COUNT_SIZES["tasks"]
-
-    async def spawn_and_wait(count: int) -> None:
-        for done in range(0, count, TASK_BATCH):
-            async with trio.open_nursery() as nursery:
-                for _ in range(min(TASK_BATCH, count - done)):
-                    nursery.start_soon(trio.sleep, 0)
-
-    async def main() -> None:
-        await spawn_and_wait(size // 5)
-        os.getppid()
-        await spawn_and_wait(size)
-        os.getppid()
-        await spawn_and_wait(2 * size)
-        os.getppid()
-
-    trio.run(main, instruments=instruments)
+    trio.run(
+        counted_parts, spawn_and_wait_trio_tasks, COUNT_SIZES["tasks"], instruments=instruments
+    )
 
 
 def count_instructions(workload: str, loop: str, mode: str, pure: bool) -> float:
