@@ -28,6 +28,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import copy_context
+from operator import attrgetter
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
@@ -242,6 +243,10 @@ def _change(hook: AsyncHook, *, enable: bool) -> None:
                     speedups.set_deferred_changes_waiting(True)
         state.deferred.append((hook, enable))
         return
+    _apply_change(hook, enable=enable)
+
+
+def _apply_change(hook: AsyncHook, *, enable: bool) -> None:
     with _change_lock:
         was_active = bool(enabled.hooks)
         if enable and hook not in enabled.hooks:
@@ -285,54 +290,84 @@ def remove_activation_listener(listener: Callable[[bool], None]) -> None:
     _activation_listeners.remove(listener)
 
 
-def _run_callbacks(
-    event: str, callbacks: tuple[Callable[..., object], ...], args: tuple[object, ...]
-) -> None:
-    # Runs inside the event's own context copy. Its frame on a thread's stack
-    # is also what marks that thread as "inside a dispatch" (_inside_dispatch).
+# The pure-Python emitters: one Python frame per event, the emitter's own.
+# Each takes its arguments by name, not as *args: unpacking a tuple into
+# every callback's call costs more than the rest of the dispatch.
+
+
+def _id_event_emitter(event: str) -> Callable[[int], None]:
+    """The emitter of an event whose callbacks take the async id alone."""
+    callbacks_of = attrgetter(event)
+    message = f"Exception ignored in async_hooks {event} hook"
+    # A destroy is what a flush delivers: it does not flush first.
+    flushes = event != "destroy"
+
+    def emit(async_id: int) -> None:
+        callbacks: tuple[IdCallback, ...] = callbacks_of(enabled)
+        if not callbacks:
+            return
+        if pending_destroys and flushes:
+            flush_pending_destroys()
+        # One copy for the whole event: a callback that enters a store changes
+        # neither the code that caused the event nor the next event.
+        context = copy_context()
+        for callback in callbacks:
+            try:
+                context.run(callback, async_id)
+            except Exception as error:
+                report_unraisable(error, message, callback)
+        if _threads_with_deferred_changes:
+            _apply_deferred_changes()
+
+    return emit
+
+
+def _emit_init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
+    # The id events' emitter, with init's four arguments.
+    callbacks = enabled.init
+    if not callbacks:
+        return
+    if pending_destroys:
+        flush_pending_destroys()
+    context = copy_context()
     for callback in callbacks:
         try:
-            callback(*args)
+            context.run(callback, async_id, type, trigger_async_id, resource)
         except Exception as error:
-            report_unraisable(error, f"Exception ignored in async_hooks {event} hook", callback)
+            report_unraisable(error, "Exception ignored in async_hooks init hook", callback)
+    if _threads_with_deferred_changes:
+        _apply_deferred_changes()
 
 
-_RUN_CALLBACKS_CODE = _run_callbacks.__code__
+# An emitter's frame on a thread's stack is what marks that thread as
+# "inside a dispatch" (_inside_dispatch).
+_DISPATCH_CODES = frozenset({_emit_init.__code__, _id_event_emitter("before").__code__})
 
 
-def _inside_dispatch() -> bool:
+def _inside_dispatch(frames_up: int = 1) -> bool:
     """Whether this thread is running hook callbacks (at any depth below them).
 
     Read from the stack only when a hook is enabled or disabled, so that the
     dispatch itself keeps no depth counter (the compiled one keeps it in C).
+    The stack is read from ``frames_up`` frames above the caller's.
     """
     if speedups is not None:
         return bool(speedups.dispatching())
-    frame: FrameType | None = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(frames_up)
     while frame is not None:
-        if frame.f_code is _RUN_CALLBACKS_CODE:
+        if frame.f_code in _DISPATCH_CODES:
             return True
         frame = frame.f_back
     return False
-
-
-def _dispatch(
-    event: str, callbacks: tuple[Callable[..., object], ...], args: tuple[object, ...]
-) -> None:
-    if pending_destroys and event != "destroy":
-        flush_pending_destroys()
-    # One copy for the whole event: a callback that enters a store changes
-    # neither the code that caused the event nor the next event.
-    copy_context().run(_run_callbacks, event, callbacks, args)
-    if _threads_with_deferred_changes:
-        _apply_deferred_changes()
 
 
 def _apply_deferred_changes() -> None:
     """Apply this thread's deferred hook changes if its outermost dispatch just ended."""
     global _threads_with_deferred_changes
     state = _dispatch_state
-    if not state.deferred or _inside_dispatch():
+    # Above this frame is the dispatch that just ended: whether it was the
+    # outermost one is read from its caller's frame up.
+    if not state.deferred or _inside_dispatch(frames_up=3):
         return
     deferred, state.deferred = state.deferred, []
     with _change_lock:
@@ -340,34 +375,29 @@ def _apply_deferred_changes() -> None:
         if speedups is not None:
             speedups.set_deferred_changes_waiting(_threads_with_deferred_changes > 0)
     for hook, enable in deferred:
-        _change(hook, enable=enable)
+        # Applied as they are: the ending dispatch's frame is still on the
+        # stack, where _change would take it for one still running.
+        _apply_change(hook, enable=enable)
 
 
 # The emitters. Callers on hot paths test ``enabled.<event>`` first, so that
 # an event nobody listens to costs one attribute read and no call.
 
 
-if TYPE_CHECKING or speedups is None:
+if TYPE_CHECKING:
 
-    def emit_init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None:
-        if enabled.init:
-            _dispatch("init", enabled.init, (async_id, type, trigger_async_id, resource))
+    def emit_init(async_id: int, type: str, trigger_async_id: int, resource: object) -> None: ...
+    def emit_before(async_id: int) -> None: ...
+    def emit_after(async_id: int) -> None: ...
+    def emit_destroy(async_id: int) -> None: ...
+    def emit_promise_resolve(async_id: int) -> None: ...
 
-    def emit_before(async_id: int) -> None:
-        if enabled.before:
-            _dispatch("before", enabled.before, (async_id,))
-
-    def emit_after(async_id: int) -> None:
-        if enabled.after:
-            _dispatch("after", enabled.after, (async_id,))
-
-    def emit_destroy(async_id: int) -> None:
-        if enabled.destroy:
-            _dispatch("destroy", enabled.destroy, (async_id,))
-
-    def emit_promise_resolve(async_id: int) -> None:
-        if enabled.promise_resolve:
-            _dispatch("promise_resolve", enabled.promise_resolve, (async_id,))
+elif speedups is None:
+    emit_init = _emit_init
+    emit_before = _id_event_emitter("before")
+    emit_after = _id_event_emitter("after")
+    emit_destroy = _id_event_emitter("destroy")
+    emit_promise_resolve = _id_event_emitter("promise_resolve")
 
 else:
     # The same rules, with no Python frame between the emitter and the

@@ -44,6 +44,7 @@ import weakref
 from asyncio import format_helpers
 from collections.abc import Callable
 from contextvars import Context, copy_context
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _hooks
@@ -78,13 +79,23 @@ _TASK_TYPES: tuple[type, ...] = tuple(
 )
 
 
+# The type of the C Task's step objects (TaskStepMethWrapper), learned from
+# the first one seen: most calls of call_soon and Handle._run carry one, and
+# a type test is all the hot paths then make.
+_step_types: set[type] = set()
+
+
 def _task_of_step(callback: object) -> asyncio.Task[Any] | None:
     """The task whose step ``callback`` is, else None."""
+    cls = type(callback)
+    if cls in _step_types:
+        return callback.__self__  # type: ignore[attr-defined, no-any-return]
     owner = getattr(callback, "__self__", None)
     if not isinstance(owner, _TASK_TYPES):
         return None
     task: asyncio.Task[Any] = owner  # type: ignore[assignment]  # one of the Task types
-    if type(callback).__name__ == "TaskStepMethWrapper":
+    if cls.__name__ == "TaskStepMethWrapper":
+        _step_types.add(cls)
         return task
     return task if getattr(callback, "__name__", None) in _TASK_STEP_NAMES else None
 
@@ -100,10 +111,9 @@ _creating = _TaskCreation()
 
 def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable[..., Any]:
     def create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        if not _hooks.enabled.hooks or not is_coroutine(coro):
+        if not _hooks.enabled.hooks or not (type(coro) is CoroutineType or is_coroutine(coro)):
             return original(self, coro, **kwargs)
-        record = track()
-        record.pending(_running_task)
+        record = track(resource=_running_task)
         outer = _creating.record
         _creating.record = record
         context: Context | None = kwargs.get("context")
@@ -136,7 +146,7 @@ def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable
             # 3.11 does not expose a task's context (nor does an object that
             # is not a Task): the creator's is what the task's own started from.
             record.context = context if context is not None else copy_context()
-        if self.get_debug():
+        if getattr(task, "_source_traceback", None):  # debug mode's record of where
             _hide_our_frames(task)
         return task
 
@@ -181,7 +191,10 @@ def _first_step_ran(task: object) -> bool:
         return True
     get_coro = getattr(task, "get_coro", None)
     coro = None if get_coro is None else get_coro()
-    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) != inspect.CORO_CREATED
+    # inspect.getcoroutinestate(coro) != CORO_CREATED, read off the coroutine.
+    return type(coro) is CoroutineType and (
+        coro.cr_running or coro.cr_suspended or coro.cr_frame is None
+    )
 
 
 def _task_record_for_step(
@@ -366,6 +379,56 @@ def _stdlib_schedule(
     return handle
 
 
+def _stdlib_call_soon(original: Callable[..., Any]) -> Callable[..., Any]:
+    """call_soon on the stdlib loop: _stdlib_schedule, its commonest calls in one frame.
+
+    Those are a tracked task's next step, and a callback of the user's with
+    no arguments, outside debug mode: what _stdlib_schedule does for them,
+    written out here because this runs for nearly every callback a program
+    schedules. Every other call goes to _stdlib_schedule.
+    """
+
+    def call_soon(
+        self: asyncio.AbstractEventLoop,
+        callback: Any,
+        *args: Any,
+        context: Context | None = None,
+    ) -> Any:
+        if type(callback) in _step_types:
+            task = callback.__self__
+            if id(task) not in _tasks:
+                record = _creating.record
+                if record is None or record.filed_in is not None:
+                    return _stdlib_schedule(original, self, (), callback, args, context)
+                # create_task's task, scheduling its first step from its constructor.
+                record.file(_tasks, task)
+            return original(self, callback, *args, context=context)
+        if (
+            args
+            or not _hooks.enabled.hooks
+            or self._debug  # type: ignore[attr-defined]
+            or callback is _hooks.flush_pending_destroys
+            or isinstance(getattr(callback, "__self__", None), _TASK_TYPES)
+        ):
+            return _stdlib_schedule(original, self, (), callback, args, context)
+        record = track()
+        if context is None:
+            context = copy_context()
+            context.run(current_frame.set, record)
+            record.frame_in_context = True
+        record.context = context
+        try:
+            handle = original(self, callback, context=context)
+        except BaseException:
+            forget(record)
+            raise
+        record.attach(handle)
+        record.file(_handles, handle)
+        return handle
+
+    return call_soon
+
+
 def _create_handle(
     original: Callable[..., Any],
     loop: asyncio.AbstractEventLoop,
@@ -391,21 +454,27 @@ def _create_handle(
 def _tracked_handle_run(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
     def _run(self: asyncio.Handle) -> None:
         context: Context = self._context  # type: ignore[attr-defined]
-        record = _handles.get(id(self))
-        task = None
-        if record is None:
-            # Not filed: a task's step, or one the compiled tracking made
-            # (found from its context, like the steps of its tasks).
-            task = _task_of_step(self._callback)  # type: ignore[attr-defined]
-            if task is not None:
-                record = _tasks.get(id(task)) or record_in(context, task)
-            else:
-                record = record_in(context, self)
-            if record is None and task is None and _threadsafe_pending:
-                with _threadsafe_lock:  # its init is on its way: wait for it
-                    record = _handles.get(id(self))
+        callback = self._callback  # type: ignore[attr-defined]
+        task = callback.__self__ if type(callback) in _step_types else None
+        if task is not None:
+            # A C task's step, the commonest run: never filed as a handle.
+            record = _tasks.get(id(task)) or record_in(context, task)
+        else:
+            record = _handles.get(id(self))
             if record is None:
-                return original(self)  # nobody tracked it
+                # Not filed: another kind of task step, or one the compiled
+                # tracking made (found from its context, like its tasks' steps).
+                task = _task_of_step(callback)
+                if task is not None:
+                    record = _tasks.get(id(task)) or record_in(context, task)
+                else:
+                    record = record_in(context, self)
+                if record is None and task is None and _threadsafe_pending:
+                    with _threadsafe_lock:  # its init is on its way: wait for it
+                        record = _handles.get(id(self))
+        callback = None
+        if record is None:
+            return original(self)  # nobody tracked it
         token = None if record.frame_in_context else context.run(current_frame.set, record)
         async_id = record.async_id
         if _hooks.enabled.before:
@@ -934,6 +1003,8 @@ def _loop_patches(cls: type) -> dict[str, Callable[[Any], Any]]:
     patches = dict(
         (*_COMMON_PATCHES, *_scheduling_patches(_stdlib_schedule if stdlib else _uvloop_schedule))
     )
+    if stdlib:
+        patches["call_soon"] = _stdlib_call_soon
     if speedups is not None:
         # The common cases in C; every other case goes to the Python one.
         call_soon = speedups.TrackedCallSoon if stdlib else speedups.TrackedUvloopCallSoon

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from .. import _hooks
 from .._accelerator import speedups
-from .._execution import ExecutionFrame, current_frame, new_async_id
+from .._execution import ExecutionFrame, current_frame, next_async_id
 
 T = TypeVar("T")
 
@@ -152,13 +152,19 @@ class TrackedResource(ExecutionFrame):
         "type",
     )
 
-    def __init__(self, context: Context | None = None, trigger_async_id: int | None = None) -> None:
-        # Not ExecutionFrame.__init__: the resource does not exist yet.
-        self.async_id = new_async_id()
+    def __init__(
+        self,
+        context: Context | None = None,
+        trigger_async_id: int | None = None,
+        resource: Callable[[], object] = _no_resource,
+    ) -> None:
+        # Not ExecutionFrame.__init__: the resource does not exist yet. Until
+        # attach() names its object, self.resource asks ``resource()``.
+        self.async_id = next_async_id()
         if trigger_async_id is None:
             trigger_async_id = current_frame.get().async_id
         self.trigger_async_id = trigger_async_id
-        self._resource = _no_resource
+        self._resource = resource
         # Known once the resource exists: the class name of the user's object.
         self.type = ""
         self.context = context
@@ -227,10 +233,6 @@ class TrackedResource(ExecutionFrame):
             obj = ref()
             self._resource = _no_resource if obj is None else weakref.ref(obj)
 
-    def pending(self, resource: Callable[[], object]) -> None:
-        """Until :meth:`attach` names the object, ``self.resource`` asks ``resource()``."""
-        self._resource = resource
-
     def file(self, index: dict[int, TrackedResource], obj: object) -> None:
         """Make ``index[id(obj)]`` this record until the resource finishes or is collected.
 
@@ -279,14 +281,20 @@ def record_in(context: Context | None, obj: object) -> TrackedResource | None:
     return None
 
 
-def track(context: Context | None = None, trigger_async_id: int | None = None) -> TrackedResource:
+def track(
+    context: Context | None = None,
+    trigger_async_id: int | None = None,
+    resource: Callable[[], object] = _no_resource,
+) -> TrackedResource:
     """Start tracking a new resource; :meth:`TrackedResource.attach` emits its init.
 
     The trigger is the current execution unless ``trigger_async_id`` is given.
+    Until attach() names the resource's object, ``record.resource`` is what
+    ``resource()`` returns.
     """
     if _hooks.pending_destroys:
         _hooks.flush_pending_destroys()
-    record = TrackedResource(context, trigger_async_id)
+    record = TrackedResource(context, trigger_async_id, resource)
     live_resources[record.async_id] = record
     return record
 
@@ -300,7 +308,8 @@ def finish(record: TrackedResource) -> None:
     record.holder = None  # its collection has nothing left to end
     record.let_go()
     if live_resources.pop(record.async_id, None) is not None:
-        record.unfile()
+        if record.filed_in is not None:
+            record.unfile()
         if _hooks.enabled.destroy:
             _hooks.emit_destroy(record.async_id)
 
