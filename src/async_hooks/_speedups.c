@@ -1585,11 +1585,12 @@ forget_record(PyObject *record)
     finish_cleanup(saved);
 }
 
-/* What TrackedResource.let_go() does: a _ResourceRef (a record made by
- * the Python code) that would end the resource when its object is
- * collected becomes a weak reference with no callback (the callback would
- * only find the resource ended). One made by watching_ref() stays: its
- * callback costs no Python. */
+/* A _ResourceRef (a record made by the Python code) that would end the
+ * resource when its object is collected becomes a weak reference with no
+ * callback: its callback would only find the resource ended, and here the
+ * swap costs less than that Python call (the Python finish() leaves the
+ * callback, which costs less there than a swap in Python). One made by
+ * watching_ref() stays: its callback costs no Python. */
 static int
 let_go(PyObject *record)
 {

@@ -136,7 +136,9 @@ def _tracked_create_task(original: Callable[..., asyncio.Task[Any]]) -> Callable
             raise
         finally:
             _creating.record = outer
-        _adopt(task, record)
+        # Only a task factory starts a task eagerly (3.12+); a loop without
+        # the stdlib loop's attribute for it (uvloop) is asked the long way.
+        _adopt(task, record, eager=getattr(self, "_task_factory", True) is not None)
         # A task factory may return any awaitable-like object: only a Task's
         # context and state are read.
         get_context = getattr(task, "get_context", None)
@@ -162,14 +164,18 @@ def _running_task() -> object:
         return None
 
 
-def _adopt(task: asyncio.Task[Any], record: TrackedResource) -> None:
-    """File ``task`` under ``record`` and emit its init, once."""
+def _adopt(task: asyncio.Task[Any], record: TrackedResource, *, eager: bool = True) -> None:
+    """File ``task`` under ``record`` and emit its init, once.
+
+    ``eager=False`` says the task cannot have run a step yet (no task
+    factory, which is what starts a task eagerly).
+    """
     if record.initialized:
         return
     if record.filed_in is None:
         record.file(_tasks, task)
     record.attach(task)
-    if _first_step_ran(task):
+    if eager and _first_step_ran(task):
         # An eager first step (3.12+) ran inside the Task constructor, before
         # init could name the task: its before/after come now, after init,
         # with the resolution inside them if that step finished the task.
@@ -402,7 +408,9 @@ def _stdlib_call_soon(original: Callable[..., Any]) -> Callable[..., Any]:
                     return _stdlib_schedule(original, self, (), callback, args, context)
                 # create_task's task, scheduling its first step from its constructor.
                 record.file(_tasks, task)
-            return original(self, callback, *args, context=context)
+            if args:
+                return original(self, callback, *args, context=context)
+            return original(self, callback, context=context)
         if (
             args
             or not _hooks.enabled.hooks
@@ -453,11 +461,29 @@ def _create_handle(
 
 def _tracked_handle_run(original: Callable[[asyncio.Handle], None]) -> Callable[..., None]:
     def _run(self: asyncio.Handle) -> None:
-        context: Context = self._context  # type: ignore[attr-defined]
         callback = self._callback  # type: ignore[attr-defined]
         task = callback.__self__ if type(callback) in _step_types else None
         if task is not None:
-            # A C task's step, the commonest run: never filed as a handle.
+            # A C task's step, the commonest run of all: never filed as a
+            # handle, and in the usual case its record is filed by the task
+            # and is already the frame of the context the step runs in.
+            record = _tasks.get(id(task))
+            if record is not None and record.frame_in_context:
+                callback = None
+                async_id = record.async_id
+                if _hooks.enabled.before:
+                    _hooks.emit_before(async_id)
+                try:
+                    original(self)
+                finally:
+                    if task.done():
+                        _task_finished_inside_step(record)
+                    elif _hooks.enabled.after:
+                        _hooks.emit_after(async_id)
+                    self = task = None  # type: ignore[assignment]  # see below
+                return None
+        context: Context = self._context  # type: ignore[attr-defined]
+        if task is not None:
             record = _tasks.get(id(task)) or record_in(context, task)
         else:
             record = _handles.get(id(self))

@@ -111,7 +111,9 @@ class _ResourceRef(weakref.ref[object]):
 
 
 def _collected(ref: _ResourceRef) -> None:
-    _resource_collected(ref.async_id)
+    # Most objects are collected after their resource ended: nothing to do.
+    if ref.async_id in live_resources:
+        _resource_collected(ref.async_id)
 
 
 def _resource_collected(async_id: int) -> None:
@@ -222,17 +224,6 @@ class TrackedResource(ExecutionFrame):
         ref.async_id = self.async_id
         self.holder = ref
 
-    def let_go(self) -> None:
-        """The resource has ended: its collection has nothing left to report.
-
-        Its weak reference becomes one with no callback, so that collecting
-        the object (a finished task, a run handle) calls no Python code.
-        """
-        ref = self._resource
-        if type(ref) is _ResourceRef:
-            obj = ref()
-            self._resource = _no_resource if obj is None else weakref.ref(obj)
-
     def file(self, index: dict[int, TrackedResource], obj: object) -> None:
         """Make ``index[id(obj)]`` this record until the resource finishes or is collected.
 
@@ -306,7 +297,6 @@ def finish(record: TrackedResource) -> None:
     # reference counting rather than left for the cyclic collector.
     record.context = None
     record.holder = None  # its collection has nothing left to end
-    record.let_go()
     if live_resources.pop(record.async_id, None) is not None:
         if record.filed_in is not None:
             record.unfile()
