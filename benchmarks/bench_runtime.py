@@ -420,11 +420,34 @@ def report(all_series: list[Series], repeats: int) -> str:
 # -- instruction counts (callgrind) ---------------------------------------------
 
 COUNT_MODES = ("plain", "imported", "init", "destroy", "all")
+PURE_PYTHON_VARIABLE = "ASYNC_HOOKS_PURE_PYTHON"
 COUNT_SIZES = {"tasks": 2_000, "callbacks": 10_000}
+
+
+def require_the_counted_path(mode: str) -> None:
+    """Stop a count of the compiled path in a worker where it did not load.
+
+    A stamped source edited while counts run (or a build that failed) makes
+    the worker fall back to pure Python without a word, and its count would
+    be the fallback's under the accelerator's name.
+    """
+    if mode in ("plain", "instrument") or os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0"):
+        return
+    from async_hooks.lowlevel import accelerated
+
+    if not accelerated():
+        # stdout: part_totals leaves the worker's stderr out.
+        print(
+            "error: the compiled accelerator did not load in the counting worker (not built, "
+            "or built from other sources than these); its count would be the fallback's",
+            flush=True,
+        )
+        raise SystemExit(1)
 
 
 def count_worker(workload: str, loop: str, mode: str) -> None:
     """Under callgrind: warm up, then N and 2N units between markers."""
+    require_the_counted_path(mode)
     if loop == "trio":
         count_trio_worker(mode)
         return

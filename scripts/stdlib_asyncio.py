@@ -171,6 +171,13 @@ def install_pth(python: str) -> str:
     return version
 
 
+def judged_path(python: str) -> str:
+    """Which of the two paths the tracked children of ``python`` run."""
+    probe = "from async_hooks.lowlevel import accelerated; print(accelerated())"
+    compiled = _output([python, "-I", "-c", probe], env=_env(track=False)) == "True"
+    return "the compiled accelerator" if compiled else "the pure-Python fallback"
+
+
 def _output(command: Sequence[str], env: dict[str, str] | None = None) -> str:
     completed = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return completed.stdout.strip()
@@ -481,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     broken: dict[str, int] = {}
     for python in args.pythons:
         version = install_pth(python)
+        path = judged_path(python)
+        print(f"--- CPython {version}: judging {path}", flush=True)
         settings = Settings(python, args.out / version, args.jobs, args.timeout, seed)
         settings.out_dir.mkdir(parents=True, exist_ok=True)
         runs = []
@@ -495,6 +504,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"--- CPython {version} checked: regrtest {' '.join(regrtest_args)}", flush=True)
             checked = run_regrtest(settings, "checked", "checked", regrtest_args)
             broken[version] = report_violations(settings.out_dir / "violations", checked)
+        if judged_path(python) != path:
+            # A stamped source edited while the runs went on: the children
+            # started after it ran the fallback, without a word.
+            print(f"error: on {version}, what started as {path} changed during the runs")
+            return 2
 
     if any(not run.module_states for v in verdicts for run in (v.plain, v.tracked)):
         print("error: a run reported no test module at all; see its log")
